@@ -1,0 +1,38 @@
+# Two commands matter: `make serve` and `make test`. Both create .venv with the
+# pinned dependencies on first use; only Python 3.11+ is needed beforehand.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+export NO_MKDOCS_2_WARNING := 1
+
+.PHONY: serve test build bench lock clean
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+serve: $(STAMP)  ## build and serve the site on http://127.0.0.1:8000
+	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
+
+test: $(STAMP)  ## the whole suite: examples, site contract, browser, engines
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+build: $(STAMP)  ## strict build into site/
+	$(BIN)/mkdocs build --strict --clean -d site
+
+bench: $(STAMP)  ## benchmarks; they write docs/data/bench/*.json for the pages
+	$(BIN)/python -m tests.bench $(BENCH)
+
+lock:  ## re-resolve pyproject.toml's direct dependencies into requirements.txt
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check \
+	  $$($(PYTHON) -c 'import tomllib; print(" ".join(repr(d) for d in tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))')
+	{ head -n 2 requirements.txt; .venv-lock/bin/python -m pip freeze --exclude-editable | sort -f; } > requirements.new
+	mv requirements.new requirements.txt && rm -rf .venv-lock
+
+clean:
+	rm -rf site .pytest_cache .hypothesis .coverage

@@ -1,0 +1,127 @@
+"""MkDocs hooks: run the examples at build time and keep the site offline.
+
+Page directives (HTML comments, so a page still reads well unbuilt):
+
+* ``<!-- run: fundamentals/core_concepts_event_bus.py -->`` runs that snippet
+  as a script, exactly as a reader would after copying it, and shows what it
+  printed. A snippet that fails breaks the build.
+* ``<!-- bench: fundamentals/core_concepts_event_bus -->`` renders the data
+  file ``docs/data/bench/<name>.json`` that ``make bench`` wrote, as a table
+  with the machine and date it was measured on.
+
+The hooks also generate one code-reference page per chapter package, and
+point Material's lazy Mermaid loader at the copy served by this site instead
+of a CDN, so diagrams load only on pages that have one and never leave the
+site's origin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files
+
+ROOT = Path(__file__).resolve().parents[2]
+SNIPPETS = ROOT / "snippets"
+BENCH_DATA = ROOT / "docs" / "data" / "bench"
+MERMAID_CDN = "https://unpkg.com/mermaid@11/dist/mermaid.min.js"
+MERMAID_LOCAL = 'new URL("assets/vendor/mermaid/mermaid.min.js",__md_scope).href'
+
+RUN = re.compile(r"^<!-- run: (?P<path>[\w/]+\.py) -->[ \t]*$", re.MULTILINE)
+BENCH = re.compile(r"^<!-- bench: (?P<name>[\w/]+) -->[ \t]*$", re.MULTILINE)
+
+_outputs: dict[tuple[str, str], str] = {}
+
+
+def run_snippet(relative: str) -> str:
+    """Run ``snippets/<relative>`` in a fresh interpreter in an empty directory.
+
+    ``-I`` keeps the project off ``sys.path``: the module must stand alone,
+    exactly as it does when a reader pastes it. Outputs are cached by content.
+    """
+    path = SNIPPETS / relative
+    if not path.is_file():
+        raise PluginError(f"run: no snippet at snippets/{relative}")
+    key = (relative, hashlib.sha256(path.read_bytes()).hexdigest())
+    if key not in _outputs:
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0",
+               "PYTHONIOENCODING": "utf-8", "LANG": "C.UTF-8"}
+        with tempfile.TemporaryDirectory() as empty:
+            done = subprocess.run([sys.executable, "-I", str(path)], cwd=empty, env=env,
+                                  capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise PluginError(f"run: snippets/{relative} exited {done.returncode}\n{done.stderr}")
+        _outputs[key] = done.stdout
+    return _outputs[key]
+
+
+def _output_block(match: re.Match[str]) -> str:
+    relative = match["path"]
+    output = run_snippet(relative)
+    fence = "~~~~" if "```" in output else "```"
+    name = Path(relative).name
+    return (
+        f'<div class="ed-output" data-snippet="{relative}" markdown>\n\n'
+        f'{fence}text title="Output of {name}, printed when this page was built"\n'
+        f"{output}{'' if output.endswith(chr(10)) else chr(10)}{fence}\n\n</div>"
+    )
+
+
+def _bench_table(match: re.Match[str]) -> str:
+    path = BENCH_DATA / f"{match['name']}.json"
+    if not path.is_file():
+        raise PluginError(f"bench: no data file {path.relative_to(ROOT)}; run `make bench`")
+    data = json.loads(path.read_text())
+    lines = ["| " + " | ".join(data["columns"]) + " |",
+             "|" + "|".join("---:" if i else "---" for i in range(len(data["columns"]))) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in data["rows"]]
+    lines += ["", f"*Measured {data['date']} on {data['machine']}, Python {data['python']}, "
+                  f"by `{data['command']}`. {data.get('note', '')}*"]
+    return "\n".join(lines)
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    """Expand the ``run`` and ``bench`` directives of one page."""
+    markdown = RUN.sub(_output_block, markdown)
+    return BENCH.sub(_bench_table, markdown)
+
+
+def on_files(files: Files, config) -> Files:
+    """Generate ``reference/<chapter>.md`` with a ``:::`` entry per snippet module."""
+    chapters = sorted(p for p in SNIPPETS.iterdir() if (p / "__init__.py").is_file())
+    index = ["# Code reference", "",
+             "Every module that the pages show, with its docstrings. Generated at build.", ""]
+    for chapter in chapters:
+        modules = sorted(m.stem for m in chapter.glob("*.py") if m.stem != "__init__")
+        if not modules:
+            continue
+        title = chapter.name.replace("_", " ").title()
+        body = [f"# {title}", "",
+                f"Modules of `snippets/{chapter.name}/`, one per example. Each runs on its own "
+                f"and is exercised by `tests/{chapter.name}/`.", ""]
+        body += [f"::: snippets.{chapter.name}.{module}\n" for module in modules]
+        files.append(File.generated(config, f"reference/{chapter.name}.md",
+                                    content="\n".join(body)))
+        index.append(f"- [{title}]({chapter.name}.md): {len(modules)} modules")
+    files.append(File.generated(config, "reference/index.md", content="\n".join(index) + "\n"))
+    return files
+
+
+def on_post_build(config) -> None:
+    """Serve Mermaid from this site: rewrite the CDN address in Material's bundle."""
+    bundles = list(Path(config["site_dir"], "assets", "javascripts").glob("bundle.*.min.js"))
+    if not bundles:
+        raise PluginError("no Material bundle found to point at the local Mermaid")
+    for bundle in bundles:
+        text = bundle.read_text(encoding="utf-8")
+        if f'"{MERMAID_CDN}"' not in text and MERMAID_LOCAL not in text:
+            raise PluginError(f"{bundle.name}: Mermaid CDN address not found; theme changed?")
+        bundle.write_text(text.replace(f'"{MERMAID_CDN}"', MERMAID_LOCAL), encoding="utf-8")

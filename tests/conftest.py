@@ -1,0 +1,62 @@
+"""Shared fixtures: the built site, a local server for it, and snippet runs."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SNIPPETS = ROOT / "snippets"
+DOCS = ROOT / "docs"
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh `mkdocs build --strict` of the current sources."""
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"mkdocs build --strict failed:\n{done.stdout}\n{done.stderr}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def site_url(built_site: Path):
+    """Serve the built site on 127.0.0.1 on a free port for the session."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(built_site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@functools.cache
+def run_as_reader(code: str) -> subprocess.CompletedProcess[str]:
+    """Run code as a reader would after pasting it: fresh interpreter, empty
+    directory, project not on the path (``-I``), only declared dependencies."""
+    with tempfile.TemporaryDirectory() as empty:
+        script = Path(empty) / "pasted.py"
+        script.write_text(code, encoding="utf-8")
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0",
+               "PYTHONIOENCODING": "utf-8", "LANG": "C.UTF-8"}
+        return subprocess.run([sys.executable, "-I", str(script)], cwd=empty, env=env,
+                              capture_output=True, text=True, timeout=300)
