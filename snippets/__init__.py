@@ -1,0 +1,1 @@
+"""Event-Driven Design: every example module of the site, one sub-package per chapter."""

@@ -60,3 +60,17 @@ def run_as_reader(code: str) -> subprocess.CompletedProcess[str]:
                "PYTHONIOENCODING": "utf-8", "LANG": "C.UTF-8"}
         return subprocess.run([sys.executable, "-I", str(script)], cwd=empty, env=env,
                               capture_output=True, text=True, timeout=300)
+
+
+# Real engines, available to every test (see tests/engines.py).
+from tests.engines import (  # noqa: E402,F401
+    engine_dirs,
+    kafka_server,
+    nats_factory,
+    nats_server,
+    postgres_db,
+    postgres_server,
+    rabbitmq_server,
+    redis_factory,
+    redis_server,
+)

