@@ -1,0 +1,82 @@
+"""Read the built site the way a reader sees it: pages, code blocks, output blocks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bs4 import BeautifulSoup
+
+ROOT = Path(__file__).resolve().parents[2]
+SNIPPETS = ROOT / "snippets"
+SECTION_MARKER = re.compile(r"^\s*#\s*-{1,}8<-{1,}\s+\[(start|end):[\w-]+\]\s*$")
+PYTHON_LANGS = {"python", "py", "pycon", "python3", "py3"}
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    page: str
+    language: str
+    title: str
+    text: str
+
+    @property
+    def is_excerpt(self) -> bool:
+        return "excerpt" in self.title.lower()
+
+
+def html_pages(site: Path) -> list[Path]:
+    return sorted(site.rglob("*.html"))
+
+
+def soup_of(path: Path) -> BeautifulSoup:
+    return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
+def code_text(code) -> str:
+    """The text Material's copy button copies: the code without annotation markers."""
+    for marker in code.select(".md-annotation, .md-annotation__index"):
+        marker.decompose()
+    return code.get_text().rstrip("\n")
+
+
+def code_blocks(site: Path, page: Path) -> list[CodeBlock]:
+    blocks = []
+    for block in soup_of(page).select("div.highlight"):
+        language = next((c.removeprefix("language-") for c in block.get("class", [])
+                         if c.startswith("language-")), "")
+        title = block.select_one(".filename")
+        code = block.select_one("pre > code")
+        if code is None:
+            continue
+        blocks.append(CodeBlock(str(page.relative_to(site)), language,
+                                title.get_text() if title else "", code_text(code)))
+    return blocks
+
+
+def module_as_shown(path: Path) -> str:
+    """A snippet module as a whole-file include shows it: section markers removed."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return "\n".join(line for line in lines if not SECTION_MARKER.match(line)).rstrip("\n")
+
+
+def snippet_modules() -> list[Path]:
+    return sorted(p for p in SNIPPETS.glob("*/*.py") if p.name != "__init__.py")
+
+
+def contains_dedented(module: str, excerpt: str) -> bool:
+    """Is ``excerpt`` a run of ``module``'s lines, dedented by one common indent?"""
+    want = excerpt.splitlines()
+    have = module.splitlines()
+    if not want:
+        return False
+    for start, line in enumerate(have):
+        indent = len(line) - len(line.lstrip())
+        if line[indent:] != want[0] or start + len(want) > len(have):
+            continue
+        window = have[start:start + len(want)]
+        if all(w == (h[indent:] if h.strip() else "") or (not w and not h.strip())
+               for w, h in zip(want, window)):
+            return True
+    return False

@@ -1,0 +1,167 @@
+"""The built site in a real headless Chromium: search, diagrams, copy, offline, dark mode."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_as_reader
+from tests.site.pages import SNIPPETS, module_as_shown
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHAPTER_INDEXES = ["", "fundamentals/"]
+PAGES = ["", "fundamentals/", "fundamentals/core_concepts/",
+         "fundamentals/benefits_and_trade_offs/", "fundamentals/when_to_use/",
+         "reference/", "reference/fundamentals/"]
+# Material renders Mermaid into a closed shadow root; open it so the test can look.
+OPEN_SHADOW_ROOTS = """
+const attach = Element.prototype.attachShadow;
+Element.prototype.attachShadow = function (init) {
+  return attach.call(this, { ...init, mode: "open" });
+};
+"""
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        message = "Chromium not found: install it with `apt-get install chromium` (Debian)"
+        if os.environ.get("CI"):
+            pytest.fail(message + " - CI must not skip browser tests")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, site_url):
+    """A fresh page that records every request and fails the test on a foreign one."""
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"],
+                                  color_scheme="light", base_url=site_url)
+    context.add_init_script(OPEN_SHADOW_ROOTS)
+    requests: list[str] = []
+    context.on("request", lambda request: requests.append(request.url))
+    page = context.new_page()
+    page.requests = requests
+    yield page
+    context.close()
+    foreign = [u for u in requests if not u.startswith((site_url, "data:", "blob:"))]
+    assert not foreign, f"requests left the site's origin: {foreign}"
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory) -> Path:
+    wanted = os.environ.get("EDD_SCREENSHOTS")
+    path = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def search(page, query: str) -> list[str]:
+    """Type a query key by key into the site's search; return the result pages in order."""
+    page.goto("")
+    page.locator("label.md-search__icon, .md-search__input").first.click()
+    page.locator("input.md-search__input").press_sequentially(query, delay=30)
+    page.wait_for_selector("li.md-search-result__item", timeout=15_000)
+    read = ("els => els.map(li => li.querySelector('a.md-search-result__link')"
+            ".href.split('?')[0])")
+    results, previous = None, []
+    for _ in range(50):  # wait until the list stops changing after the last key
+        results = page.eval_on_selector_all("li.md-search-result__item", read)
+        if results == previous:
+            break
+        previous = results
+        page.wait_for_timeout(200)
+    return results
+
+
+def test_the_home_page_renders_with_its_chapters(page):
+    page.goto("")
+    assert "Event-Driven Design" in page.title()
+    assert page.locator(".md-content h1").first.inner_text().startswith("Event-Driven Design")
+    tabs = page.locator(".md-tabs__link").all_inner_texts()
+    assert "Fundamentals" in [t.strip() for t in tabs]
+
+
+@pytest.mark.parametrize("query", ["event bus", "EventBus", "subscribe"])
+def test_search_typed_key_by_key_finds_the_event_bus_page(page, query):
+    links = search(page, query)
+    assert any(link.endswith("fundamentals/core_concepts/") for link in links[:3]), (query, links)
+
+
+def test_a_mermaid_diagram_renders_to_svg_from_the_local_copy(page):
+    page.goto("fundamentals/core_concepts/")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('div.mermaid')]"
+        ".some(d => d.shadowRoot && d.shadowRoot.querySelector('svg g'))",
+        timeout=30_000,
+    )
+    assert any(u.endswith("/assets/vendor/mermaid/mermaid.min.js") for u in page.requests)
+
+
+def test_instant_navigation_to_a_diagram_page_still_loads_mermaid_locally(page):
+    page.goto("reference/fundamentals/")
+    assert not any("mermaid" in u for u in page.requests)  # no diagram, no Mermaid
+    page.locator(".md-tabs__link", has_text="Fundamentals").click()  # an instant navigation
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('div.mermaid')]"
+        ".some(d => d.shadowRoot && d.shadowRoot.querySelector('svg'))",
+        timeout=30_000,
+    )
+
+
+def test_the_copy_button_yields_exactly_the_runnable_module(page):
+    page.goto("fundamentals/core_concepts/")
+    block = page.locator("div.language-python.highlight", has=page.locator(
+        ".filename", has_text="core_concepts_message_kinds.py")).first
+    block.hover()
+    block.locator("button.md-code__button[data-md-type='copy'], button.md-clipboard").first.click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    expected = module_as_shown(SNIPPETS / "fundamentals" / "core_concepts_message_kinds.py")
+    assert copied.rstrip("\n") == expected
+    done = run_as_reader(copied)
+    assert done.returncode == 0, done.stderr
+    assert "rejected: sessions_per_week must be 1..14, got 30" in done.stdout
+
+
+def test_no_page_requests_anything_outside_the_site(page):
+    for path in PAGES:
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+    assert len(page.requests) > len(PAGES)  # the pages and their assets were seen
+
+
+def test_the_palette_toggle_switches_to_dark_mode_and_back(page):
+    page.goto("")
+    scheme = lambda: page.evaluate("document.body.getAttribute('data-md-color-scheme')")  # noqa: E731
+    seen = [scheme()]
+    for _ in range(3):
+        page.locator("form[data-md-component='palette'] label:visible").first.click()
+        seen.append(scheme())
+    assert "slate" in seen and "default" in seen, seen
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_screenshots_of_each_chapter_index(browser, site_url, screenshot_dir, scheme):
+    context = browser.new_context(color_scheme=scheme, base_url=site_url,
+                                  viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    for path in CHAPTER_INDEXES:
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        name = (path.strip("/").replace("/", "_") or "home") + f"_{scheme}.png"
+        page.screenshot(path=str(screenshot_dir / name), full_page=True)
+        assert (screenshot_dir / name).stat().st_size > 10_000
+    context.close()
+    print(f"screenshots in {screenshot_dir}")

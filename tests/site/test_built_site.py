@@ -1,0 +1,136 @@
+"""The contract, checked on the built HTML: what a reader copies runs, what a page
+shows was printed by the code, every link resolves, and nothing loads from elsewhere."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urlsplit
+
+import pytest
+
+from tests.conftest import run_as_reader
+from tests.site.pages import (
+    SNIPPETS,
+    code_blocks,
+    contains_dedented,
+    html_pages,
+    module_as_shown,
+    snippet_modules,
+    soup_of,
+)
+
+EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)
+
+
+def python_blocks(site: Path):
+    return [b for page in html_pages(site) for b in code_blocks(site, page)
+            if b.language in {"python", "py", "pycon"}]
+
+
+def test_the_site_has_python_blocks_to_check(built_site):
+    assert len(python_blocks(built_site)) >= 8
+
+
+def test_every_whole_python_block_runs_as_pasted_and_is_a_real_module(built_site):
+    modules = {module_as_shown(p): p for p in snippet_modules()}
+    whole = [b for b in python_blocks(built_site) if not b.is_excerpt]
+    for block in whole:
+        assert block.text in modules, (
+            f"{block.page} [{block.title}]: block is not the full text of any snippet module; "
+            "label it as an excerpt or include the whole file")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(run_as_reader, [b.text for b in whole]))
+    for block, done in zip(whole, results):
+        assert done.returncode == 0, (
+            f"{block.page} [{block.title}] fails when pasted:\n{done.stderr[-2000:]}")
+
+
+def test_every_excerpt_is_labelled_and_found_in_a_module_shown_in_full_on_its_page(built_site):
+    excerpts = [b for b in python_blocks(built_site) if b.is_excerpt]
+    assert excerpts, "expected at least one excerpt on the site"
+    for block in excerpts:
+        page_full = [b.text for b in python_blocks(built_site)
+                     if b.page == block.page and not b.is_excerpt]
+        assert any(contains_dedented(full, block.text) for full in page_full), (
+            f"{block.page} [{block.title}]: excerpt not found verbatim in a module "
+            "shown in full on the same page")
+
+
+def output_blocks(site: Path):
+    for page in html_pages(site):
+        for div in soup_of(page).select("div.ed-output[data-snippet]"):
+            code = div.select_one("pre > code")
+            yield page.relative_to(site), div["data-snippet"], code.get_text().rstrip("\n")
+
+
+def test_every_output_shown_is_what_the_module_prints_now(built_site):
+    shown = list(output_blocks(built_site))
+    assert len(shown) >= 5
+    for page, relative, text in shown:
+        done = run_as_reader((SNIPPETS / relative).read_text(encoding="utf-8"))
+        assert done.returncode == 0, done.stderr
+        assert text == done.stdout.rstrip("\n"), f"{page}: output of {relative} is stale"
+
+
+def test_every_internal_link_and_anchor_resolves(built_site):
+    ids: dict[Path, set[str]] = {}
+
+    def anchors(path: Path) -> set[str]:
+        if path not in ids:
+            soup = soup_of(path)
+            ids[path] = {t["id"] for t in soup.select("[id]")} | {
+                t["name"] for t in soup.select("a[name]")}
+        return ids[path]
+
+    broken = []
+    for page in html_pages(built_site):
+        for link in soup_of(page).select("a[href]"):
+            href = link["href"]
+            if EXTERNAL.match(href) or href.startswith(("mailto:", "javascript:")):
+                continue
+            target, fragment = urldefrag(href)
+            path = urlsplit(target).path
+            base = built_site if path.startswith("/") else page.parent  # 404.html is root-absolute
+            resolved = (base / unquote(path).lstrip("/")).resolve() if path else page
+            if resolved.is_dir() or path.endswith("/"):
+                resolved = resolved / "index.html"
+            if not resolved.exists():
+                broken.append(f"{page.relative_to(built_site)}: {href} (no such file)")
+            elif fragment and resolved.suffix == ".html" and unquote(fragment) not in anchors(resolved):
+                broken.append(f"{page.relative_to(built_site)}: {href} (no such anchor)")
+    assert not broken, "\n".join(broken)
+
+
+def test_no_page_loads_anything_from_another_origin(built_site):
+    loads = {"script": "src", "img": "src", "iframe": "src", "source": "src",
+             "audio": "src", "video": "src", "embed": "src", "object": "data"}
+    found = []
+    for page in html_pages(built_site):
+        soup = soup_of(page)
+        for tag, attr in loads.items():
+            found += [f"{page.name}: <{tag} {t[attr]}>" for t in soup.select(f"{tag}[{attr}]")
+                      if EXTERNAL.match(t[attr])]
+        found += [f"{page.name}: <link {t['href']}>" for t in soup.select("link[href]")
+                  if EXTERNAL.match(t["href"]) and "canonical" not in t.get("rel", [])]
+    for css in built_site.rglob("*.css"):
+        text = css.read_text(encoding="utf-8")
+        found += [f"{css.name}: {m}" for m in re.findall(r"(?:url\(|@import)\s*['\"]?(?:https?:)?//[^)'\"]+", text)]
+    assert not found, "\n".join(found)
+
+
+def test_mermaid_is_served_from_the_site_and_never_from_a_cdn(built_site):
+    vendor = built_site / "assets" / "vendor" / "mermaid"
+    assert (vendor / "mermaid.min.js").stat().st_size > 1_000_000
+    assert "MIT" in (vendor / "LICENSE").read_text()
+    for bundle in (built_site / "assets" / "javascripts").glob("bundle.*.min.js"):
+        text = bundle.read_text(encoding="utf-8")
+        assert "unpkg.com/mermaid" not in text
+        assert "assets/vendor/mermaid/mermaid.min.js" in text
+
+
+@pytest.mark.parametrize("page", ["index.html", "fundamentals/core_concepts/index.html"])
+def test_mermaid_is_not_loaded_eagerly_by_any_page(built_site, page):
+    html = (built_site / page).read_text(encoding="utf-8")
+    assert "mermaid.min.js" not in html  # Material loads it lazily, only for diagrams
