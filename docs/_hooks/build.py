@@ -104,7 +104,10 @@ def on_files(files: Files, config) -> Files:
         if not modules:
             continue
         title = chapter.name.replace("_", " ").title()
-        body = [f"# {title}", "",
+        # Generated API pages rank below the prose pages that teach the same names.
+        body = ["---", f"description: Code reference of the {title} chapter's example modules, "
+                "generated from their docstrings.", "search:", "  boost: 0.1", "---", "",
+                f"# {title}", "",
                 f"Modules of `snippets/{chapter.name}/`, one per example. Each runs on its own "
                 f"and is exercised by `tests/{chapter.name}/`.", ""]
         body += [f"::: snippets.{chapter.name}.{module}\n" for module in modules]

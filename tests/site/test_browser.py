@@ -29,8 +29,10 @@ Element.prototype.attachShadow = function (init) {
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for this module only: Playwright's sync API keeps an event loop
+    running while it is open, which would break asyncio.run() in later tests."""
     if not Path(CHROMIUM).exists():
         message = "Chromium not found: install it with `apt-get install chromium` (Debian)"
         if os.environ.get("CI"):
