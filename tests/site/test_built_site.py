@@ -3,6 +3,7 @@ shows was printed by the code, every link resolves, and nothing loads from elsew
 
 from __future__ import annotations
 
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,8 +12,11 @@ from urllib.parse import unquote, urldefrag, urlsplit
 import pytest
 
 from tests.conftest import run_as_reader
+from tests.engines import ENGINE_VARS
 from tests.site.pages import (
+    ROOT,
     SNIPPETS,
+    CodeBlock,
     code_blocks,
     contains_dedented,
     html_pages,
@@ -21,25 +25,37 @@ from tests.site.pages import (
     soup_of,
 )
 
+RECORDED = ROOT / "docs" / "data" / "outputs"
 EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)
 
 
-def python_blocks(site: Path):
-    return [b for page in html_pages(site) for b in code_blocks(site, page)
+@pytest.fixture(scope="module")
+def blocks(built_site) -> list[CodeBlock]:
+    """Every Python block of the built site, parsed once."""
+    return [b for page in html_pages(built_site) for b in code_blocks(built_site, page)
             if b.language in {"python", "py", "pycon"}]
 
 
-def test_the_site_has_python_blocks_to_check(built_site):
-    assert len(python_blocks(built_site)) >= 8
+def needs_engine(text: str) -> tuple[str, ...]:
+    """The engine variables a program reads (empty for stdlib-only programs)."""
+    return tuple(name for name in ENGINE_VARS if name in text)
 
 
-def test_every_whole_python_block_runs_as_pasted_and_is_a_real_module(built_site):
-    modules = {module_as_shown(p): p for p in snippet_modules()}
-    whole = [b for b in python_blocks(built_site) if not b.is_excerpt]
-    for block in whole:
-        assert block.text in modules, (
-            f"{block.page} [{block.title}]: block is not the full text of any snippet module; "
-            "label it as an excerpt or include the whole file")
+def test_the_site_has_python_blocks_to_check(blocks):
+    assert len(blocks) >= 8
+
+
+def test_every_whole_python_block_is_the_full_text_of_a_module(blocks):
+    modules = {module_as_shown(p) for p in snippet_modules()}
+    for block in blocks:
+        if not block.is_excerpt:
+            assert block.text in modules, (
+                f"{block.page} [{block.title}]: block is not the full text of any snippet "
+                "module; label it as an excerpt or include the whole file")
+
+
+def test_every_whole_stdlib_block_runs_as_pasted(blocks):
+    whole = [b for b in blocks if not b.is_excerpt and not needs_engine(b.text)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(run_as_reader, [b.text for b in whole]))
     for block, done in zip(whole, results):
@@ -47,31 +63,57 @@ def test_every_whole_python_block_runs_as_pasted_and_is_a_real_module(built_site
             f"{block.page} [{block.title}] fails when pasted:\n{done.stderr[-2000:]}")
 
 
-def test_every_excerpt_is_labelled_and_found_in_a_module_shown_in_full_on_its_page(built_site):
-    excerpts = [b for b in python_blocks(built_site) if b.is_excerpt]
+def test_every_whole_engine_block_runs_as_pasted_against_real_engines(blocks, fresh_engine_env):
+    whole = {b.text: b for b in blocks if not b.is_excerpt and needs_engine(b.text)}
+    for text, block in whole.items():
+        done = run_as_reader(text, fresh_engine_env(needs_engine(text)))
+        assert done.returncode == 0, (
+            f"{block.page} [{block.title}] fails when pasted:\n{done.stderr[-2000:]}")
+
+
+def test_every_excerpt_is_labelled_and_found_in_a_module_shown_in_full_on_its_page(blocks):
+    excerpts = [b for b in blocks if b.is_excerpt]
     assert excerpts, "expected at least one excerpt on the site"
+    full: dict[str, list[str]] = {}
+    for block in blocks:
+        if not block.is_excerpt:
+            full.setdefault(block.page, []).append(block.text)
     for block in excerpts:
-        page_full = [b.text for b in python_blocks(built_site)
-                     if b.page == block.page and not b.is_excerpt]
-        assert any(contains_dedented(full, block.text) for full in page_full), (
+        assert any(contains_dedented(text, block.text) for text in full.get(block.page, [])), (
             f"{block.page} [{block.title}]: excerpt not found verbatim in a module "
             "shown in full on the same page")
 
 
-def output_blocks(site: Path):
+def output_blocks(site: Path, recorded: bool):
     for page in html_pages(site):
         for div in soup_of(page).select("div.ed-output[data-snippet]"):
-            code = div.select_one("pre > code")
-            yield page.relative_to(site), div["data-snippet"], code.get_text().rstrip("\n")
+            if ("ed-recorded" in div.get("class", [])) == recorded:
+                code = div.select_one("pre > code")
+                yield page.relative_to(site), div["data-snippet"], code.get_text().rstrip("\n")
 
 
 def test_every_output_shown_is_what_the_module_prints_now(built_site):
-    shown = list(output_blocks(built_site))
+    shown = list(output_blocks(built_site, recorded=False))
     assert len(shown) >= 5
     for page, relative, text in shown:
         done = run_as_reader((SNIPPETS / relative).read_text(encoding="utf-8"))
         assert done.returncode == 0, done.stderr
         assert text == done.stdout.rstrip("\n"), f"{page}: output of {relative} is stale"
+
+
+def test_every_recorded_output_is_what_the_module_prints_against_real_engines(
+        built_site, fresh_engine_env):
+    """Engine-backed examples cannot run during the build; their output is recorded in
+    docs/data/outputs/ and must equal what they print now (EDD_RECORD=1 rewrites it)."""
+    for page, relative, text in output_blocks(built_site, recorded=True):
+        code = (SNIPPETS / relative).read_text(encoding="utf-8")
+        done = run_as_reader(code, fresh_engine_env(needs_engine(code)))
+        assert done.returncode == 0, f"{relative} failed:\n{done.stderr[-2000:]}"
+        if os.environ.get("EDD_RECORD"):
+            (RECORDED / relative.replace(".py", ".txt")).write_text(done.stdout)
+            continue
+        assert text == done.stdout.rstrip("\n"), (
+            f"{page}: recorded output of {relative} is stale; re-record with EDD_RECORD=1")
 
 
 def test_every_internal_link_and_anchor_resolves(built_site):
