@@ -20,11 +20,12 @@ DOCS = ROOT / "docs"
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh `mkdocs build --strict` of the current sources."""
+    """A fresh `mkdocs build --strict` of the current sources. (Not --quiet: it hides
+    the warnings that strict mode counts, so a broken link would pass.)"""
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(out)],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     if done.returncode != 0:
