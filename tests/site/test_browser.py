@@ -16,10 +16,14 @@ pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-CHAPTER_INDEXES = ["", "fundamentals/"]
-PAGES = ["", "fundamentals/", "fundamentals/core_concepts/",
-         "fundamentals/benefits_and_trade_offs/", "fundamentals/when_to_use/",
-         "reference/", "reference/fundamentals/"]
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+CHAPTER_INDEXES = [""] + sorted(f"{p.parent.name}/" for p in DOCS.glob("*/index.md"))
+# Every page of the site, as a URL path: the prose pages and the generated references.
+PAGES = sorted(
+    "" if p == DOCS / "index.md" else
+    str(p.relative_to(DOCS).with_suffix("")).removesuffix("index") + ("" if p.stem == "index" else "/")
+    for p in DOCS.glob("**/*.md") if "_hooks" not in p.parts
+) + ["reference/"] + [f"reference/{p.parent.name}/" for p in DOCS.glob("*/index.md")]
 # Material renders Mermaid into a closed shadow root; open it so the test can look.
 OPEN_SHADOW_ROOTS = """
 const attach = Element.prototype.attachShadow;

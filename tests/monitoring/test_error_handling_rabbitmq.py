@@ -1,0 +1,143 @@
+"""Tests of dead-lettering on a real RabbitMQ: x-death reason, count, and untouched headers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import aio_pika
+import pytest
+
+from snippets.monitoring.error_handling_rabbitmq import (
+    PermanentError,
+    collect,
+    declare,
+    guarded,
+    main,
+)
+from tests.engines import free_port
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+_names = itertools.count(1)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+async def scenario(url: str, handler, bodies: list[bytes], expect: int, limit: int = 3):
+    """Publish ``bodies`` to a fresh queue consumed by ``handler``; collect ``expect`` letters."""
+    name = f"test.mon.{next(_names)}"
+    deliveries: dict[str, int] = {}
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        work, dlq = await declare(channel, name, delivery_limit=limit)
+
+        async def counting(message):
+            deliveries[message.message_id] = deliveries.get(message.message_id, 0) + 1
+            return await guarded(message, handler)
+
+        tag = await work.consume(counting)
+        for n, body in enumerate(bodies, start=1):
+            await channel.default_exchange.publish(aio_pika.Message(
+                body, message_id=f"m-{n}", headers={"correlation_id": f"req-{n}",
+                                                    "traceparent": TRACEPARENT}),
+                routing_key=name)
+        letters = await collect(dlq, expect, delivery_limit=limit) if expect else []
+        await work.cancel(tag)
+        left = await channel.declare_queue(f"{name}.dlq", passive=True)
+        return letters, deliveries, left.declaration_result.message_count, channel, name
+
+
+def test_a_message_that_keeps_failing_is_dead_lettered_by_the_broker_at_the_limit(rabbitmq_server):
+    async def flaky(body: bytes) -> None:
+        raise TimeoutError("model endpoint did not answer")
+
+    letters, deliveries, left, *_ = run(scenario(rabbitmq_server.url, flaky, [b'{"entry": 2}'], 1))
+    [letter] = letters
+    assert deliveries == {"m-1": 4}  # the first delivery and three more
+    assert (letter.reason, letter.count, letter.attempts) == ("delivery_limit", 1, 4)
+    assert letter.routing_keys == [letter.queue] and letter.exchange == ""
+    assert letter.headers == {"correlation_id": "req-1", "traceparent": TRACEPARENT}
+    assert (letter.message_id, letter.body, left) == ("m-1", b'{"entry": 2}', 0)
+
+
+def test_a_poison_message_is_dead_lettered_at_once_with_reason_rejected(rabbitmq_server):
+    async def strict(body: bytes) -> None:
+        raise PermanentError("body is not JSON")
+
+    letters, deliveries, *_ = run(scenario(rabbitmq_server.url, strict, [b"not json"], 1))
+    assert deliveries == {"m-1": 1}
+    assert (letters[0].reason, letters[0].attempts) == ("rejected", None)
+    assert letters[0].headers["traceparent"] == TRACEPARENT
+
+
+def test_only_the_failing_messages_reach_the_dead_letter_queue(rabbitmq_server):
+    async def picky(body: bytes) -> None:
+        if body.startswith(b"bad"):
+            raise PermanentError(body.decode())
+
+    bodies = [b"ok-1", b"bad-2", b"ok-3", b"bad-4", b"ok-5"]
+    letters, deliveries, left, *_ = run(scenario(rabbitmq_server.url, picky, bodies, 2))
+    assert sorted(letter.body for letter in letters) == [b"bad-2", b"bad-4"]
+    assert deliveries == {f"m-{n}": 1 for n in range(1, 6)}
+    assert left == 0  # nothing else arrived
+
+
+def test_a_letter_redriven_into_the_same_failure_dies_again_with_its_count_raised(rabbitmq_server):
+    async def strict(body: bytes) -> None:
+        raise PermanentError("still broken")
+
+    async def twice():
+        url = rabbitmq_server.url
+        letters, _, _, _, name = await scenario(url, strict, [b"x"], 1)
+        async with await aio_pika.connect(url) as connection:
+            channel = await connection.channel()
+            work, dlq = await declare(channel, name)
+
+            async def on_message(message):
+                await guarded(message, strict)
+
+            tag = await work.consume(on_message)
+            first = letters[0]  # redrive it by hand, x-death and all
+            await channel.default_exchange.publish(aio_pika.Message(
+                first.body, message_id=first.message_id,
+                headers=first.headers | {"x-death": [{"count": first.count, "reason": first.reason,
+                                                      "queue": first.queue, "exchange": "",
+                                                      "routing-keys": first.routing_keys}]}),
+                routing_key=name)
+            [again] = await collect(dlq, 1)
+            await work.cancel(tag)
+            return again
+
+    again = run(twice())
+    assert (again.reason, again.count) == ("rejected", 2)
+
+
+def test_the_demo_prints_both_dead_letters(rabbitmq_server, monkeypatch, capsys):
+    monkeypatch.setenv("AMQP_URL", rabbitmq_server.url)
+    run(main())
+    assert capsys.readouterr().out.splitlines() == [
+        "m-2: reason=delivery_limit count=1 attempts=4 queue=demo.entries.mood "
+        "routing_keys=['demo.entries.mood'] headers={'correlation_id': 'req-2'}",
+        "m-3: reason=rejected count=1 attempts=None queue=demo.entries.mood "
+        "routing_keys=['demo.entries.mood'] headers={'correlation_id': 'req-3'}",
+    ]
+
+
+def test_without_a_broker_the_demo_says_where_it_looked_and_exits_cleanly(monkeypatch, capsys):
+    url = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+    monkeypatch.setenv("AMQP_URL", url)
+    run(main())
+    assert f"No RabbitMQ at {url}" in capsys.readouterr().err
+
+
+def test_collect_gives_up_after_its_timeout(rabbitmq_server):
+    async def empty():
+        async with await aio_pika.connect(rabbitmq_server.url) as connection:
+            channel = await connection.channel()
+            _, dlq = await declare(channel, f"test.mon.{next(_names)}")
+            with pytest.raises(asyncio.TimeoutError):
+                await collect(dlq, 1, timeout=0.2)
+
+    run(empty())
