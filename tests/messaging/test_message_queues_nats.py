@@ -1,0 +1,53 @@
+"""JetStream durable consumers: the demo, and a server restart with the file store."""
+
+from __future__ import annotations
+
+from snippets.messaging.message_queues_nats import connect, main, stream_name
+from tests.messaging.conftest import run
+from tests.messaging.test_message_queues_in_memory import EXPECTED
+
+
+def test_the_demo_prints_what_the_in_memory_one_prints(nats_server, monkeypatch, capsys):
+    monkeypatch.setenv("NATS_URL", nats_server.url)
+    run(main())
+    run(main())  # again, on a server that already has the stream
+    out = capsys.readouterr().out
+    assert out == EXPECTED * 2
+
+
+def test_stream_names_drop_the_characters_jetstream_forbids():
+    assert stream_name("coaching.entries") == "COACHING_ENTRIES"
+    assert stream_name("coaching.voice-notes") == "COACHING_VOICE_NOTES"
+
+
+def test_acks_and_unacked_messages_survive_a_jetstream_restart(nats_factory):
+    engine = nats_factory()
+
+    async def before():
+        broker = await connect(engine.url, lease=0.5)
+        consumer = await broker.consumer("coaching.entries", "coaches", "first")
+        for n in range(5):
+            await broker.publish("coaching.entries", f"entry-{n}".encode())
+        batch = await consumer.receive(max_messages=5)
+        await consumer.ack(batch[:2])
+        await broker.close()
+        return batch
+
+    async def after():
+        broker = await connect(engine.url, lease=0.5)
+        survivor = await broker.consumer("coaching.entries", "coaches", "survivor")
+        again = []
+        while len(again) < 3:
+            batch = await survivor.receive(max_messages=10, timeout=5)
+            assert batch, "the unacknowledged messages did not come back"
+            again += batch
+        await survivor.ack(again + again)  # acking twice is harmless
+        extra = await survivor.receive(timeout=1)
+        await broker.close()
+        return again, extra
+
+    batch = run(before())
+    engine.restart()
+    again, extra = run(after())
+    assert [m.body for m in again] == [m.body for m in batch[2:]]
+    assert all(m.deliveries >= 2 for m in again) and extra == []
