@@ -110,7 +110,7 @@ class OutboxRelay:
                     pass
 
 
-async def main() -> None:
+async def main() -> int:
     """Two writers commit out of id order; the relay publishes both, in commit order."""
     url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     published: list[str] = []
@@ -123,7 +123,7 @@ async def main() -> None:
     except psycopg.OperationalError as error:
         print(f"cannot reach PostgreSQL at {url}: {error}\n"
               "Set DATABASE_URL to a PostgreSQL database you may write to.", file=sys.stderr)
-        return
+        return 1
     await slow.execute("DROP SCHEMA IF EXISTS outbox_demo CASCADE")  # the demo's own schema
     await slow.execute("CREATE SCHEMA outbox_demo")
     fast = await psycopg.AsyncConnection.connect(url, autocommit=True)
@@ -140,7 +140,8 @@ async def main() -> None:
     print(f"relay     : published {await relay.run_once()} -> {published}")
     for conn in (slow, fast, relay.conn):
         await conn.close()
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

@@ -197,13 +197,13 @@ async def connect(bootstrap: str | None = None, *, attempts: int = 3, idempotent
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def main() -> None:
+async def main() -> int:
     """Six entries of one writer (one key, one partition): shared, fanned out, redelivered."""
     try:
         broker = await connect()
     except ConnectionError as error:
         print(f"{error}\nSet KAFKA_BOOTSTRAP to a Kafka broker you may write to.", file=sys.stderr)
-        return
+        return 1
     topic = f"coaching.entries.{os.getpid()}"  # a fresh log on a reused cluster
     await broker.subscribe(topic, "coaches")
     for n in range(1, 7):
@@ -243,7 +243,8 @@ async def main() -> None:
     for consumer in (survivor, reflection):
         await consumer.close()
     await broker.close()
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

@@ -172,13 +172,13 @@ async def connect(url: str | None = None, *, attempts: int = 10, **options: floa
     return NatsBroker(client, **options)
 
 
-async def main() -> None:
+async def main() -> int:
     """Six journal entries: two coaches share them, the reflection gets all six."""
     try:
         broker = await connect(lease=1.0)
     except ConnectionError as error:
         print(f"{error}\nSet NATS_URL to a NATS server with JetStream you may write to.", file=sys.stderr)
-        return
+        return 1
     topic = "coaching.entries"
     try:
         await broker.js.delete_stream(stream_name(topic))  # a clean demo on a reused server
@@ -217,7 +217,8 @@ async def main() -> None:
     print(f"crash     : acked {batch[0].body.decode()}, "
           f"redelivered {[(m.body.decode(), m.deliveries) for m in again]}")
     await broker.close()
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

@@ -178,13 +178,13 @@ async def connect(url: str | None = None, *, attempts: int = 3, **options: float
     return PostgresBroker(conn, url, **options)
 
 
-async def main() -> None:
+async def main() -> int:
     """Six journal entries: two coaches share them, the reflection gets all six."""
     try:
         broker = await connect(lease=1.0)
     except ConnectionError as error:
         print(f"{error}\nSet DATABASE_URL to a PostgreSQL database you may write to.", file=sys.stderr)
-        return
+        return 1
     topic = "coaching.entries"
     await broker.conn.execute("DELETE FROM mq_messages WHERE topic = %s", (topic,))
     await broker.subscribe(topic, "coaches")
@@ -222,7 +222,8 @@ async def main() -> None:
     print(f"crash     : acked {batch[0].body.decode()}, "
           f"redelivered {[(m.body.decode(), m.deliveries) for m in again]}")
     await broker.close()
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

@@ -168,13 +168,13 @@ async def connect(url: str | None = None, *, attempts: int = 3, **options: int) 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def main() -> None:
+async def main() -> int:
     """Six journal entries: two coaches share them, the reflection gets all six."""
     try:
         broker = await connect()
     except ConnectionError as error:
         print(f"{error}\nSet AMQP_URL to a RabbitMQ you may write to.", file=sys.stderr)
-        return
+        return 1
     topic = "coaching.entries"
     for group in ("coaches", "reflection"):
         await broker.channel.queue_delete(f"{topic}.{group}")  # a clean demo on a reused server
@@ -210,7 +210,8 @@ async def main() -> None:
     print(f"crash     : acked {batch[0].body.decode()}, "
           f"redelivered {[(m.body.decode(), m.deliveries) for m in again]}")
     await broker.close()
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

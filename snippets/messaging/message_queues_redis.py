@@ -153,13 +153,13 @@ async def connect(url: str | None = None, *, attempts: int = 3, **options: float
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def main() -> None:
+async def main() -> int:
     """Six journal entries: two coaches share them, the reflection gets all six."""
     try:
         broker = await connect(lease=1.0)
     except ConnectionError as error:
         print(f"{error}\nSet REDIS_URL to a Redis you may write to.", file=sys.stderr)
-        return
+        return 1
     topic = "coaching.entries"
     await broker.client.delete(topic)  # a clean demo on a reused server
     await broker.subscribe(topic, "coaches")
@@ -195,7 +195,8 @@ async def main() -> None:
     print(f"crash     : acked {batch[0].body.decode()}, "
           f"redelivered {[(m.body.decode(), m.deliveries) for m in again]}")
     await broker.close()
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

@@ -100,7 +100,7 @@ async def consume_group(bootstrap: str, topic: str, group: str, consumers: int, 
     return dict(handled)
 
 
-async def main() -> None:
+async def main() -> int:
     """Six entries of three users on a 3-partition topic, read by a group of two."""
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     session = int(os.environ.get("KAFKA_SESSION_TIMEOUT_MS", "6000"))
@@ -112,7 +112,7 @@ async def main() -> None:
     except KafkaConnectionError as error:
         print(f"cannot reach Kafka at {bootstrap}: {error}\n"
               "Set KAFKA_BOOTSTRAP to a Kafka broker you may write to.", file=sys.stderr)
-        return
+        return 1
     placed = await publish_keyed(bootstrap, topic, writes)
     handled = await consume_group(bootstrap, topic, "coaches", 2, len(writes),
                                   session_timeout_ms=session)
@@ -124,7 +124,8 @@ async def main() -> None:
     keys = [f"user-{n}" for n in range(10_000)]
     moved = sum(partition_for(k, 3) != partition_for(k, 4) for k in keys) / len(keys)
     print(f"3 -> 4 partitions would move {moved:.0%} of keys")
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

@@ -111,13 +111,13 @@ async def connect(url: str | None = None) -> NatsRouter:
     return NatsRouter(client)
 
 
-async def main() -> None:
+async def main() -> int:
     """The same bindings as the RabbitMQ demo, translated to NATS subjects."""
     try:
         router = await connect()
     except ConnectionError as error:
         print(f"{error}\nSet NATS_URL to a NATS server with JetStream you may write to.", file=sys.stderr)
-        return
+        return 1
     bindings = {"goal-coach": "coaching.goals.*", "mood-agent": "coaching.entries.*",
                 "audit": "coaching.#"}
     for name, pattern in bindings.items():
@@ -140,7 +140,8 @@ async def main() -> None:
         print(f"durable publish: {error}")
     await router.js.delete_stream(stream)
     await router.close()
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

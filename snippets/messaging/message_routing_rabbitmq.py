@@ -109,13 +109,13 @@ async def connect(url: str | None = None, exchange: str = "coaching") -> RabbitR
     return RabbitRouter(connection, channel, exchange)
 
 
-async def main() -> None:
+async def main() -> int:
     """The in-memory routing demo's bindings, on a real topic exchange."""
     try:
         router = await connect(exchange=f"coaching-{os.getpid()}")
     except ConnectionError as error:
         print(f"{error}\nSet AMQP_URL to a RabbitMQ you may write to.", file=sys.stderr)
-        return
+        return 1
     queues = {"goal-coach": "coaching.goals.*", "mood-agent": "coaching.entries.*",
               "audit": "coaching.#"}
     for queue, pattern in queues.items():
@@ -138,7 +138,8 @@ async def main() -> None:
     print(f"rejected {rejected!r}; dead letter {body!r} from {death['queue']!r}, "
           f"reason {death['reason']!r}, count {death['count']}")
     await router.close()
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

@@ -314,7 +314,7 @@ def test_ids_are_unique_per_backend_message(queue_backend: Backend):
     "message_queues_redis", "message_queues_rabbitmq", "message_queues_nats",
     "message_queues_postgres", "message_queues_kafka", "message_routing_rabbitmq",
     "message_routing_nats", "message_routing_kafka", "message_persistence_outbox_postgres"])
-def test_a_demo_without_its_server_says_which_variable_to_set_and_exits_cleanly(
+def test_a_demo_without_its_server_says_which_variable_to_set_and_fails(
         module, monkeypatch, capsys):
     import importlib
 
@@ -326,7 +326,7 @@ def test_a_demo_without_its_server_says_which_variable_to_set_and_exits_cleanly(
                           ("KAFKA_BOOTSTRAP", f"127.0.0.1:{port}")]:
         monkeypatch.setenv(variable, url)
     main = importlib.import_module(f"snippets.messaging.{module}").main
-    run(main(), timeout=30)
+    assert run(main(), timeout=30) == 1  # the exit status of the script
     captured = capsys.readouterr()
     assert captured.out == ""
     assert re.search(r"Set [A-Z_]+ to .* you may write to\.", captured.err)
