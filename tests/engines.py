@@ -144,6 +144,19 @@ def make_data_dir(name: str, owner: str | None = None) -> Path:
     return path
 
 
+def _dedicated(build: Callable[..., Engine], dirs: list[Path]) -> Iterator[Callable[..., Engine]]:
+    """Body of a factory fixture: each call starts one more engine, all stopped after."""
+    started: list[Engine] = []
+
+    def make(*args: object, **options: object) -> Engine:
+        started.append(build(dirs, *args, **options).start())
+        return started[-1]
+
+    yield make
+    for engine in started:
+        engine.stop()
+
+
 @pytest.fixture(scope="session")
 def engine_dirs() -> Iterator[list[Path]]:
     dirs: list[Path] = []
@@ -173,15 +186,7 @@ def redis_server(engine_dirs: list[Path]) -> Iterator[Engine]:
 
 @pytest.fixture
 def redis_factory(engine_dirs: list[Path]) -> Iterator[Callable[..., Engine]]:
-    started: list[Engine] = []
-
-    def make(appendonly: bool = False) -> Engine:
-        started.append(_redis(engine_dirs, appendonly).start())
-        return started[-1]
-
-    yield make
-    for engine in started:
-        engine.stop()
+    yield from _dedicated(_redis, engine_dirs)
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -191,13 +196,14 @@ def _postgres_bin(name: str) -> str:
     return need(found[-1] if found else name, "apt-get install postgresql")
 
 
-@pytest.fixture(scope="session")
-def postgres_server(engine_dirs: list[Path]) -> Iterator[Engine]:
+def _postgres(dirs: list[Path]) -> Engine:
+    """A PostgreSQL cluster, initialised and ready to start (as the ``postgres``
+    user when run as root: PostgreSQL refuses to run as root)."""
     initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
     pg_isready = _postgres_bin("pg_isready")
-    user = "postgres" if os.geteuid() == 0 else None  # PostgreSQL refuses to run as root
+    user = "postgres" if os.geteuid() == 0 else None
     port, data = free_port(), make_data_dir("postgres", owner=user)
-    engine_dirs.append(data)
+    dirs.append(data)
     extra = {"user": user, "group": user, "extra_groups": []} if user else {}
     subprocess.run([initdb, "-D", str(data / "pgdata"), "-U", "postgres", "-A", "trust",
                     "-E", "UTF8", "--no-sync"], check=True, capture_output=True,
@@ -205,11 +211,16 @@ def postgres_server(engine_dirs: list[Path]) -> Iterator[Engine]:
     command = [postgres, "-D", str(data / "pgdata"), "-p", str(port), "-k", str(data),
                "-c", f"listen_addresses={HOST}", "-c", "fsync=off",
                "-c", "max_connections=200"]
-    engine = Engine(
+    return Engine(
         "postgres", f"postgresql://postgres@{HOST}:{port}/postgres", port, data, command,
         ready=lambda: subprocess.run([pg_isready, "-h", HOST, "-p", str(port), "-q"]).returncode == 0,
         stop_signal=signal.SIGINT, user=user,
-    ).start()
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_server(engine_dirs: list[Path]) -> Iterator[Engine]:
+    engine = _postgres(engine_dirs).start()
     yield engine
     engine.stop()
 
@@ -231,13 +242,15 @@ def postgres_db(postgres_server: Engine) -> Iterator[str]:
 
 
 # ---------------------------------------------------------------- RabbitMQ
-@pytest.fixture(scope="session")
-def rabbitmq_server(engine_dirs: list[Path]) -> Iterator[Engine]:
+def _rabbitmq(dirs: list[Path]) -> tuple[Engine, subprocess.Popen[bytes]]:
+    """A RabbitMQ node ready to start, and the private ``epmd`` it needs, already
+    running on 127.0.0.1 (stop it after the node). ``engine.ctl(*args)`` runs
+    ``rabbitmqctl`` against the node."""
     server = need("/usr/lib/rabbitmq/bin/rabbitmq-server", "apt-get install rabbitmq-server")
     epmd_bin = need("epmd", "apt-get install erlang-base (comes with rabbitmq-server)")
     port, dist, epmd_port = free_port(), free_port(), free_port()
     data = make_data_dir("rabbitmq")
-    engine_dirs.append(data)
+    dirs.append(data)
     epmd = subprocess.Popen([epmd_bin, "-port", str(epmd_port), "-address", HOST],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -271,6 +284,12 @@ def rabbitmq_server(engine_dirs: list[Path]) -> Iterator[Engine]:
         return done.stdout
 
     engine.ctl = ctl  # type: ignore[attr-defined]
+    return engine, epmd
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(engine_dirs: list[Path]) -> Iterator[Engine]:
+    engine, epmd = _rabbitmq(engine_dirs)
     try:
         engine.start(timeout=90)
         yield engine
@@ -305,15 +324,7 @@ def nats_server(engine_dirs: list[Path]) -> Iterator[Engine]:
 
 @pytest.fixture
 def nats_factory(engine_dirs: list[Path]) -> Iterator[Callable[[], Engine]]:
-    started: list[Engine] = []
-
-    def make() -> Engine:
-        started.append(_nats(engine_dirs).start())
-        return started[-1]
-
-    yield make
-    for engine in started:
-        engine.stop()
+    yield from _dedicated(_nats, engine_dirs)
 
 
 # ---------------------------------------------------------------- Kafka protocol (Tansu)
@@ -347,15 +358,7 @@ def kafka_server(engine_dirs: list[Path]) -> Iterator[Engine]:
 
 @pytest.fixture
 def kafka_factory(engine_dirs: list[Path]) -> Iterator[Callable[[], Engine]]:
-    started: list[Engine] = []
-
-    def make() -> Engine:
-        started.append(_tansu(engine_dirs).start())
-        return started[-1]
-
-    yield make
-    for engine in started:
-        engine.stop()
+    yield from _dedicated(_tansu, engine_dirs)
 
 
 # ---------------------------------------------------------------- all of them, fresh

@@ -8,11 +8,8 @@ through the page's ``Repository`` and must produce the same state.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import sqlite3
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -25,7 +22,7 @@ from snippets.event_sourcing.snapshot_management import (
     SnapshotStore,
 )
 from tests.bench import support
-from tests.engines import HOST, Engine, _postgres_bin, free_port, make_data_dir
+from tests.engines import Engine, _postgres
 
 SIZES = (100, 10_000, 100_000)
 TAIL = 50
@@ -33,19 +30,8 @@ REPEATS = {100: 21, 10_000: 7, 100_000: 3}
 
 
 def start_postgres() -> Engine:
-    """A private PostgreSQL on a free port, the way tests/engines.py's fixture starts one."""
-    initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
-    pg_isready = _postgres_bin("pg_isready")
-    user = "postgres" if os.geteuid() == 0 else None
-    port, data = free_port(), make_data_dir("postgres-bench", owner=user)
-    extra = {"user": user, "group": user, "extra_groups": []} if user else {}
-    subprocess.run([initdb, "-D", str(data / "pgdata"), "-U", "postgres", "-A", "trust",
-                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True, cwd=data, **extra)
-    command = [postgres, "-D", str(data / "pgdata"), "-p", str(port), "-k", str(data),
-               "-c", f"listen_addresses={HOST}", "-c", "fsync=off"]
-    return Engine("postgres", f"postgresql://postgres@{HOST}:{port}/postgres", port, data, command,
-                  ready=lambda: subprocess.run([pg_isready, "-h", HOST, "-p", str(port), "-q"])
-                  .returncode == 0, stop_signal=signal.SIGINT, user=user).start()
+    """A private PostgreSQL on a free port, started as tests/engines.py's fixture starts one."""
+    return _postgres([]).start()
 
 
 class PostgresSnapshots:

