@@ -41,6 +41,11 @@ RECORDED = ROOT / "docs" / "data" / "outputs"
 MERMAID_CDN = "https://unpkg.com/mermaid@11/dist/mermaid.min.js"
 MERMAID_LOCAL = 'new URL("assets/vendor/mermaid/mermaid.min.js",__md_scope).href'
 
+# Package names whose title is not their name capitalised word by word.
+TITLES = {"cqrs": "CQRS", "testing": "Testing Event-Driven Systems",
+          "monitoring": "Monitoring and Observability", "messaging": "Messaging Systems",
+          "processing": "Event Processing"}
+
 RUN = re.compile(r"^<!-- run: (?P<path>[\w/]+\.py) -->[ \t]*$", re.MULTILINE)
 RECORD = re.compile(r"^<!-- recorded: (?P<path>[\w/]+\.py) -->[ \t]*$", re.MULTILINE)
 BENCH = re.compile(r"^<!-- bench: (?P<name>[\w/]+) -->[ \t]*$", re.MULTILINE)
@@ -127,7 +132,7 @@ def on_files(files: Files, config) -> Files:
         modules = sorted(m.stem for m in chapter.glob("*.py") if m.stem != "__init__")
         if not modules:
             continue
-        title = chapter.name.replace("_", " ").title()
+        title = TITLES.get(chapter.name, chapter.name.replace("_", " ").title())
         # Generated API pages rank below the prose pages that teach the same names.
         body = ["---", f"description: Code reference of the {title} chapter's example modules, "
                 "generated from their docstrings.", "search:", "  boost: 0.1", "---", "",

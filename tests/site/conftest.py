@@ -1,0 +1,79 @@
+"""Browser fixtures shared by every browser test module of the site."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+# Material renders Mermaid into a closed shadow root; open it so the test can look.
+OPEN_SHADOW_ROOTS = """
+const attach = Element.prototype.attachShadow;
+Element.prototype.attachShadow = function (init) {
+  return attach.call(this, { ...init, mode: "open" });
+};
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium for this module only: Playwright's sync API keeps an event loop
+    running while it is open, which would break asyncio.run() in later tests."""
+    if not Path(CHROMIUM).exists():
+        message = "Chromium not found: install it with `apt-get install chromium` (Debian)"
+        if os.environ.get("CI"):
+            pytest.fail(message + " - CI must not skip browser tests")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, site_url):
+    """A fresh page that records every request and fails the test on a foreign one."""
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"],
+                                  color_scheme="light", base_url=site_url)
+    context.add_init_script(OPEN_SHADOW_ROOTS)
+    requests: list[str] = []
+    context.on("request", lambda request: requests.append(request.url))
+    page = context.new_page()
+    page.requests = requests
+    yield page
+    context.close()
+    foreign = [u for u in requests if not u.startswith((site_url, "data:", "blob:"))]
+    assert not foreign, f"requests left the site's origin: {foreign}"
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory) -> Path:
+    wanted = os.environ.get("EDD_SCREENSHOTS")
+    path = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def search(page, query: str) -> list[str]:
+    """Type a query key by key into the site's search; return the result pages in order."""
+    page.goto("")
+    page.locator("label.md-search__icon, .md-search__input").first.click()
+    page.locator("input.md-search__input").press_sequentially(query, delay=30)
+    page.wait_for_selector("li.md-search-result__item", timeout=15_000)
+    read = ("els => els.map(li => li.querySelector('a.md-search-result__link')"
+            ".href.split('?')[0])")
+    results, previous = None, []
+    for _ in range(50):  # wait until the list stops changing after the last key
+        results = page.eval_on_selector_all("li.md-search-result__item", read)
+        if results == previous:
+            break
+        previous = results
+        page.wait_for_timeout(200)
+    return results

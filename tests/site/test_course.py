@@ -1,0 +1,165 @@
+"""The Course section's generated parts, on the built site and in Chromium.
+
+Reading times, the patterns index and the glossary are computed at build time
+from the pages and one data file; these tests check that what a reader sees is
+what those sources say, and that the learning-path checklist keeps a reader's
+progress in the browser.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from mkdocs.utils.meta import get_data
+
+from tests.site.pages import ROOT, soup_of
+
+DOCS = ROOT / "docs"
+spec = importlib.util.spec_from_file_location("course_hook", DOCS / "_hooks" / "course.py")
+course = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(course)
+
+
+def declared_patterns() -> list[tuple[str, str]]:
+    found = []
+    for path in sorted(DOCS.rglob("*.md")):
+        if "_hooks" in path.parts:
+            continue
+        meta = get_data(path.read_text(encoding="utf-8"))[1] or {}
+        found += [(p["name"], path.relative_to(DOCS).as_posix()) for p in meta.get("patterns") or []]
+    return found
+
+
+def test_reading_times_are_computed_not_typed(built_site: Path):
+    source = (DOCS / "course" / "learning_path.md").read_text(encoding="utf-8")
+    items = re.findall(r"^- \[ \] \[[^\]]+\]\(([^)]+)\) · (.*?) ·", source, re.M)
+    assert len(items) >= 20
+    assert all(re.fullmatch(r"<!-- minutes: [\w/]+\.md -->", shown) for _, shown in items), (
+        "a reading time is typed into the learning path instead of computed")
+    soup = soup_of(built_site / "course" / "learning_path" / "index.html")
+    shown = [span.get_text() for span in soup.select(".ed-checklist li .ed-minutes")]
+    pages = re.findall(r"<!-- minutes: ([\w/]+\.md) -->", source)
+    expected = [course._fmt(course.reading_minutes(page)) for page in pages]
+    assert shown == expected
+
+
+def test_a_long_page_reads_longer_than_a_short_one():
+    assert course.reading_minutes("processing/event_handlers.md") > course.reading_minutes(
+        "fundamentals/index.md")
+
+
+def test_the_phase_totals_add_up_their_steps(built_site: Path):
+    text = soup_of(built_site / "course" / "learning_path" / "index.html").get_text(" ")
+    source = (DOCS / "course" / "learning_path.md").read_text(encoding="utf-8")
+    for phase in re.split(r"(?m)^(?=## )", source)[1:]:
+        pages = re.findall(r"<!-- minutes: ([\w/]+\.md) -->", phase)
+        if "<!-- phase-minutes -->" in phase:
+            total = course._fmt(sum(course.reading_minutes(p) for p in pages))
+            assert f"{total} of reading" in text, (phase.splitlines()[0], total)
+
+
+def test_the_patterns_index_lists_every_declared_pattern_once_in_order(built_site: Path):
+    declared = declared_patterns()
+    assert len(declared) >= 40
+    soup = soup_of(built_site / "course" / "patterns" / "index.html")
+    rows = soup.select("article table tbody tr")
+    names = [row.select_one("td a").get_text() for row in rows]
+    assert sorted(names, key=str.casefold) == names
+    assert sorted(names) == sorted(name for name, _ in declared)
+    for row, (name, page) in zip(rows, sorted(declared, key=lambda d: d[0].casefold())):
+        href = row.select_one("td a")["href"]
+        target = (built_site / "course" / "patterns" / href).resolve()
+        assert (target / "index.html").is_file(), (name, href)
+        assert target == (built_site / page.removesuffix(".md").removesuffix("index")).resolve()
+
+
+def test_a_pattern_entry_without_a_summary_breaks_the_build(tmp_path, monkeypatch):
+    docs = tmp_path / "docs"
+    (docs / "x").mkdir(parents=True)
+    (docs / "x" / "page.md").write_text("---\npatterns:\n  - name: Lonely\n---\n# Page\n")
+    monkeypatch.setattr(course, "DOCS", docs)
+    with pytest.raises(Exception, match="needs name and summary"):
+        course._patterns_index()
+
+
+def test_the_glossary_defines_each_term_once_with_its_abbreviation(built_site: Path):
+    entries = yaml.safe_load((DOCS / "data" / "glossary.yml").read_text(encoding="utf-8"))
+    terms = [e["term"].casefold() for e in entries]
+    assert len(terms) == len(set(terms)) >= 40
+    soup = soup_of(built_site / "course" / "glossary" / "index.html")
+    defined = [" ".join(dt.get_text().split()) for dt in soup.select("article dl dt")]
+    assert len(defined) == len(entries)
+    for entry in entries:
+        label = entry["term"] + (f" ({entry['abbr']})" if entry.get("abbr") else "")
+        assert label in defined, label
+
+
+def test_a_term_defined_twice_breaks_the_build(tmp_path, monkeypatch):
+    twice = tmp_path / "glossary.yml"
+    twice.write_text("- {term: Saga, definition: a}\n- {term: saga, definition: b}\n")
+    monkeypatch.setattr(course, "GLOSSARY", twice)
+    with pytest.raises(Exception, match="defined twice"):
+        course._glossary_entries()
+
+
+def test_every_abbreviation_in_prose_carries_its_meaning_as_a_tooltip(built_site: Path):
+    entries = {e["abbr"]: e for e in yaml.safe_load(
+        (DOCS / "data" / "glossary.yml").read_text(encoding="utf-8")) if e.get("abbr")}
+    word = re.compile(r"\b(" + "|".join(map(re.escape, entries)) + r")\b")
+    marked, bare = 0, []
+    for html in sorted(built_site.rglob("*.html")):
+        article = soup_of(html).select_one("article")
+        if article is None:
+            continue
+        for abbr in article.select("abbr"):
+            if abbr.get_text() in entries:
+                assert abbr["title"].startswith(entries[abbr.get_text()]["term"])
+                marked += 1
+        for text in article.find_all(string=word):
+            if not text.find_parent(["code", "pre", "abbr", "script", "style", "svg"]):
+                bare.append(f"{html.relative_to(built_site)}: {text.strip()[:60]}")
+    assert marked >= 20
+    assert not bare, f"abbreviations without a tooltip: {bare[:5]}"
+
+
+def tick(box) -> None:
+    """Tick a box the way a keyboard user does: focus it, press Space."""
+    box.focus()
+    box.page.keyboard.press("Space")
+
+
+@pytest.mark.browser
+def test_the_checklist_remembers_ticks_across_reloads_and_resets(page):
+    page.goto("course/learning_path/")
+    boxes = page.locator(".ed-checklist li.task-list-item input[type=checkbox]")
+    assert boxes.count() >= 20
+    assert boxes.first.is_enabled()
+    progress = page.locator(".ed-checklist-progress")
+    assert progress.inner_text().startswith("Your progress: 0 of ")
+    tick(boxes.nth(0))
+    tick(boxes.nth(2))
+    assert progress.inner_text().startswith("Your progress: 2 of ")
+    page.reload()
+    boxes = page.locator(".ed-checklist li.task-list-item input[type=checkbox]")
+    ticked = [boxes.nth(i).is_checked() for i in range(4)]
+    assert ticked == [True, False, True, False]
+    assert page.locator(".ed-checklist-progress").inner_text().startswith("Your progress: 2 of ")
+    page.locator(".ed-checklist-reset").click()
+    assert not any(boxes.nth(i).is_checked() for i in range(boxes.count()))
+    page.reload()
+    boxes = page.locator(".ed-checklist li.task-list-item input[type=checkbox]")
+    assert not any(boxes.nth(i).is_checked() for i in range(boxes.count()))
+
+
+@pytest.mark.browser
+def test_a_corrupt_stored_checklist_does_not_break_the_page(page):
+    page.goto("course/learning_path/")
+    page.evaluate("localStorage.setItem('edd-checklist:learning-path', '{not json')")
+    page.reload()
+    assert page.locator(".ed-checklist-progress").inner_text().startswith("Your progress: 0 of ")
+    tick(page.locator(".ed-checklist li.task-list-item input[type=checkbox]").first)
+    assert page.locator(".ed-checklist-progress").inner_text().startswith("Your progress: 1 of ")
