@@ -1,0 +1,1 @@
+"""Chapter 6, CQRS: command side, query side, synchronization, performance."""
