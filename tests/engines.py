@@ -12,8 +12,11 @@ Fixtures (all yield a running :class:`Engine` unless noted):
 * ``redis_factory``: call it (``appendonly=True`` for AOF) to get a dedicated
   Redis that the test may ``restart()``; stopped after the test.
 * ``postgres_server`` (session): PostgreSQL. ``url`` is a libpq URL to the
-  ``postgres`` database; ``postgres_db`` gives each test a fresh database URL.
-* ``rabbitmq_server`` (session, ~6 s to boot): ``url`` is ``amqp://guest:guest@...``.
+  ``postgres`` database; ``postgres_db`` gives each test a fresh database URL;
+  ``postgres_factory`` gives a dedicated cluster that survives ``restart()``.
+* ``rabbitmq_server`` (session, ~6 s to boot): ``url`` is ``amqp://guest:guest@...``;
+  ``rabbitmq_factory`` gives a dedicated node (with its own ``epmd``) that keeps
+  its durable queues and persistent messages across ``restart()``.
 * ``nats_server`` (session): NATS with JetStream; ``nats_factory`` gives a
   dedicated one that survives ``restart()`` with its JetStream store.
 * ``kafka_server`` (session): Tansu, a Kafka-protocol broker (memory only);
@@ -77,10 +80,13 @@ class Engine:
     stop_signal: int = signal.SIGTERM
     env: dict[str, str] | None = None
     user: str | None = None
+    start_timeout: float = 30.0  # seconds; RabbitMQ needs more on a loaded machine
+    stop_timeout: float = 30.0
     log_path: Path = field(init=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
-    def start(self, timeout: float = 30.0) -> Engine:
+    def start(self, timeout: float | None = None) -> Engine:
+        timeout = timeout or self.start_timeout
         self.log_path = self.data_dir / f"{self.name}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it
         extra = {"user": self.user, "group": self.user, "extra_groups": []} if self.user else {}
@@ -91,7 +97,8 @@ class Engine:
                    what=f"{self.name} on port {self.port}", log=self.log_path)
         return self
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        timeout = timeout or self.stop_timeout
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(self.stop_signal)
@@ -149,12 +156,15 @@ def _dedicated(build: Callable[..., Engine], dirs: list[Path]) -> Iterator[Calla
     started: list[Engine] = []
 
     def make(*args: object, **options: object) -> Engine:
-        started.append(build(dirs, *args, **options).start())
-        return started[-1]
+        started.append(build(dirs, *args, **options))  # before start: its helpers too
+        return started[-1].start()
 
     yield make
     for engine in started:
         engine.stop()
+        for helper in getattr(engine, "helpers", ()):  # e.g. RabbitMQ's private epmd
+            helper.terminate()
+            helper.wait(10)
 
 
 @pytest.fixture(scope="session")
@@ -225,6 +235,11 @@ def postgres_server(engine_dirs: list[Path]) -> Iterator[Engine]:
     engine.stop()
 
 
+@pytest.fixture
+def postgres_factory(engine_dirs: list[Path]) -> Iterator[Callable[[], Engine]]:
+    yield from _dedicated(_postgres, engine_dirs)
+
+
 _databases = itertools.count(1)
 
 
@@ -272,7 +287,7 @@ def _rabbitmq(dirs: list[Path]) -> tuple[Engine, subprocess.Popen[bytes]]:
     }
     engine = Engine("rabbitmq", f"amqp://guest:guest@{HOST}:{port}/", port, data, [server],
                     ready=lambda: tcp_reply(port, b"AMQP\x00\x00\x09\x01")[:1] == b"\x01",
-                    env=env)
+                    env=env, start_timeout=90, stop_timeout=60)
     ctl_bin = str(Path(server).with_name("rabbitmqctl"))
 
     def ctl(*args: str) -> str:
@@ -297,6 +312,18 @@ def rabbitmq_server(engine_dirs: list[Path]) -> Iterator[Engine]:
         engine.stop(timeout=60)
         epmd.terminate()
         epmd.wait(10)
+
+
+def _rabbitmq_alone(dirs: list[Path]) -> Engine:
+    """A RabbitMQ node whose ``epmd`` is stopped with it (``helpers``), for ``_dedicated``."""
+    engine, epmd = _rabbitmq(dirs)
+    engine.helpers = [epmd]  # type: ignore[attr-defined]
+    return engine
+
+
+@pytest.fixture
+def rabbitmq_factory(engine_dirs: list[Path]) -> Iterator[Callable[[], Engine]]:
+    yield from _dedicated(_rabbitmq_alone, engine_dirs)
 
 
 # ---------------------------------------------------------------- NATS JetStream

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, KafkaConnectionError
+from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 
 log = logging.getLogger("kafka_queue")
 NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
@@ -176,8 +176,10 @@ async def connect(bootstrap: str | None = None, *, attempts: int = 3, idempotent
     """Start a producer on ``bootstrap`` (default ``KAFKA_BOOTSTRAP``), or fail clearly.
 
     Turn ``idempotent`` on against Apache Kafka: the broker then drops a batch
-    the producer retried after a lost reply. Tansu 0.6, which the tests run
-    against, refuses aiokafka's ``InitProducerId``, so it is off by default.
+    the producer retried after a lost reply. It is off by default because
+    Tansu 0.6, which the tests run against, answers the ``InitProducerId`` v0
+    request that aiokafka sends (the only version it knows) with error -1,
+    ``UNKNOWN_SERVER_ERROR``; a refusal raises ``RuntimeError``.
     """
     bootstrap = bootstrap or os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     if "session_timeout_ms" not in options and "KAFKA_SESSION_TIMEOUT_MS" in os.environ:
@@ -194,6 +196,10 @@ async def connect(bootstrap: str | None = None, *, attempts: int = 3, idempotent
                 raise ConnectionError(f"cannot reach Kafka at {bootstrap} after {attempts} "
                                       f"attempts: {error}") from error
             await asyncio.sleep(0.1 * 2**attempt)
+        except KafkaError as error:  # an answer, not a network problem: do not retry
+            await producer.stop()
+            raise RuntimeError(f"Kafka at {bootstrap} refused to start the producer "
+                               f"(idempotent={idempotent}): {error!r}") from error
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -126,3 +126,7 @@ def queue_backend(request: pytest.FixtureRequest) -> Backend:
 def engine_backend(request: pytest.FixtureRequest) -> Backend:
     """Each real engine in turn (what survives a process being killed)."""
     return make_backend(request.param, request)
+
+
+# Dedicated engines that a test may restart (tests/conftest.py imports the shared ones).
+from tests.engines import postgres_factory, rabbitmq_factory  # noqa: F401

@@ -1,8 +1,13 @@
-"""RabbitMQ queues: the demo, and prefetch as the bound on what one consumer holds."""
+"""RabbitMQ queues: the demo, prefetch as the bound on what one consumer holds, and a
+broker restart mid-stream that loses no persistent message and undoes no ack."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+
+import aio_pika
+import aiormq
 
 from snippets.messaging.message_queues_rabbitmq import connect, main
 from tests.messaging.conftest import run
@@ -56,3 +61,74 @@ def test_a_message_requeued_by_a_closing_channel_is_flagged_redelivered(rabbitmq
 
     held, again = run(scenario())
     assert (held.deliveries, again.deliveries, again.body) == (1, 2, b"entry-1")
+
+
+async def stream(broker, topic: str, first: int, confirmed: list[int],
+                 flowing: asyncio.Event) -> int:
+    """Publish ``entry-<n>`` one at a time, each confirmed, until a publish fails.
+
+    Appends what the broker confirmed to ``confirmed``, sets ``flowing`` after 20,
+    and returns the number whose publish failed: that one may or may not be
+    stored, so an at-least-once producer sends it again.
+    """
+    n = first
+    while True:
+        try:
+            await asyncio.wait_for(broker.publish(topic, f"entry-{n}".encode()), 10)
+        except (aio_pika.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError,
+                ConnectionError, TimeoutError):  # the connection dies under the publish
+            return n
+        confirmed.append(n)
+        if len(confirmed) == 20:
+            flowing.set()
+        n += 1
+        await asyncio.sleep(0.005)  # a steady stream, not a flood, while the broker stops
+
+
+def test_persistent_messages_survive_a_rabbitmq_restart_mid_stream_and_acks_hold(
+        rabbitmq_factory):
+    """Stop the node (SIGTERM) while a publisher streams and a consumer holds messages,
+    start it again on the same data directory, and drain the durable queue."""
+    engine = rabbitmq_factory()
+    topic = "coaching.entries"
+
+    async def scenario():
+        broker = await connect(engine.url)
+        consumer = await broker.consumer(topic, "coaches", "first")
+        for n in range(10):
+            await broker.publish(topic, f"entry-{n}".encode())
+        transient = aio_pika.Message(b"transient", delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT)
+        await broker.channel.default_exchange.publish(transient, routing_key=f"{topic}.coaches")
+        held = await consumer.receive(max_messages=6, timeout=5)
+        await consumer.ack(held[:4])
+        await consumer.channel.set_qos(prefetch_count=100)  # a round trip: the acks are in
+        confirmed: list[int] = []
+        flowing = asyncio.Event()
+        publisher = asyncio.create_task(stream(broker, topic, 10, confirmed, flowing))
+        await flowing.wait()
+        await asyncio.to_thread(engine.stop)  # SIGTERM, mid-stream
+        failed = await publisher
+        await asyncio.to_thread(engine.start)  # the same node, the same data directory
+
+        broker = await connect(engine.url)
+        for n in range(failed, failed + 5):  # the producer resends what was not confirmed
+            await broker.publish(topic, f"entry-{n}".encode())
+        survivor = await broker.consumer(topic, "coaches", "survivor")
+        drained = []
+        while batch := await survivor.receive(max_messages=100, timeout=2):
+            await survivor.ack(batch)
+            drained += batch
+        await broker.close()
+        return held, confirmed, failed, drained
+
+    held, confirmed, failed, drained = run(scenario(), timeout=150)
+    bodies = [m.body.decode() for m in drained]
+    expected = {f"entry-{n}" for n in range(4, failed + 5)}
+    assert confirmed == list(range(10, failed))  # every publish before the failure was confirmed
+    assert set(bodies) == expected                      # nothing confirmed is lost
+    assert not {"entry-0", "entry-1", "entry-2", "entry-3"} & set(bodies)  # acks held
+    assert "transient" not in bodies                     # a real restart: it dropped this one
+    duplicates = {b for b in bodies if bodies.count(b) > 1}
+    assert duplicates <= {f"entry-{failed}"}             # only the unconfirmed one, resent
+    redelivered = {m.body.decode(): m.deliveries for m in drained}
+    assert [redelivered[m.body.decode()] for m in held[4:]] == [2, 2]
