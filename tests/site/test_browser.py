@@ -7,16 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_as_reader
-# The browser fixtures live in tests/site/conftest.py; re-exported for modules importing them here.
-from tests.site.conftest import (  # noqa: F401
-    ARGS,
-    CHROMIUM,
-    OPEN_SHADOW_ROOTS,
-    browser,
-    page,
-    screenshot_dir,
-    search,
-)
+from tests.site.conftest import search
 from tests.site.pages import SNIPPETS, module_as_shown
 
 pytestmark = pytest.mark.browser
