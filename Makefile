@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+# Test processes: one per core, at most 4 (each starts its own engines and browser).
+JOBS   ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve test build bench lock clean
+.PHONY: serve test build bench diagrams lock clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0])'
@@ -19,13 +21,16 @@ serve: $(STAMP)  ## build and serve the site on http://127.0.0.1:8000
 	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
 test: $(STAMP)  ## the whole suite: examples, site contract, browser, engines
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 build: $(STAMP)  ## strict build into site/
 	$(BIN)/mkdocs build --strict --clean -d site
 
 bench: $(STAMP)  ## benchmarks; they write docs/data/bench/*.json for the pages
 	$(BIN)/python -m tests.bench $(BENCH)
+
+diagrams: $(STAMP)  ## draw new or changed Mermaid diagrams to SVG (needs Chromium); ARGS=--check
+	$(BIN)/python docs/_hooks/diagrams.py $(ARGS)
 
 lock:  ## re-resolve pyproject.toml's direct dependencies into requirements.txt
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock

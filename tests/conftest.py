@@ -21,11 +21,28 @@ DOCS = ROOT / "docs"
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh `mkdocs build --strict` of the current sources. (Not --quiet: it hides
-    the warnings that strict mode counts, so a broken link would pass.)"""
-    out = tmp_path_factory.mktemp("site")
+    the warnings that strict mode counts, so a broken link would pass.)
+
+    Under pytest-xdist the workers share one build: the first to get here builds
+    into the run's common temporary directory while the others wait for it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _build(tmp_path_factory.mktemp("site"))
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp().parent
+    out, done = shared / "site", shared / "site.built"
+    with open(shared / "site.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            _build(out)
+            done.touch()
+    return out
+
+
+def _build(out: Path) -> Path:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "-d", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     if done.returncode != 0:

@@ -29,6 +29,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mkdocs.exceptions import PluginError
@@ -114,6 +115,23 @@ def _bench_table(match: re.Match[str]) -> str:
     lines += ["", f"*Measured {data['date']} on {data['machine']}, Python {data['python']}, "
                   f"by `{data['command']}`. {data.get('note', '')}*"]
     return "\n".join(lines)
+
+
+def on_pre_build(config) -> None:
+    """Run every example that a page shows with ``run:`` before the pages are built,
+    four at a time; the pages then find their output cached. A failure is left for
+    the page's own directive to report, with its message."""
+    wanted = sorted({m["path"] for page in Path(config["docs_dir"]).rglob("*.md")
+                     for m in RUN.finditer(page.read_text(encoding="utf-8"))})
+
+    def quietly(relative: str) -> None:
+        try:
+            run_snippet(relative)
+        except (PluginError, subprocess.TimeoutExpired):
+            pass
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(quietly, wanted))
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:

@@ -11,13 +11,6 @@ import pytest
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-# Material renders Mermaid into a closed shadow root; open it so the test can look.
-OPEN_SHADOW_ROOTS = """
-const attach = Element.prototype.attachShadow;
-Element.prototype.attachShadow = function (init) {
-  return attach.call(this, { ...init, mode: "open" });
-};
-"""
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +30,32 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, site_url):
-    """A fresh page that records every request and fails the test on a foreign one."""
-    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"],
-                                  color_scheme="light", base_url=site_url)
-    context.add_init_script(OPEN_SHADOW_ROOTS)
+def record_requests(context) -> list[str]:
+    """Every URL the context's pages request, from now on."""
     requests: list[str] = []
     context.on("request", lambda request: requests.append(request.url))
+    return requests
+
+
+def assert_same_origin(requests: list[str], site_url: str) -> None:
+    """The site works offline: nothing it loads may come from another origin."""
+    foreign = sorted({u for u in requests if not u.startswith((site_url, "data:", "blob:"))})
+    assert not foreign, f"requests left the site's origin: {foreign}"
+
+
+@pytest.fixture
+def page(browser, site_url):
+    """A fresh page that records every request and fails the test on a foreign one.
+    (The tests that visit every page record their requests the same way, so every
+    page of the site is checked for offline use in several browser contexts.)"""
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"],
+                                  color_scheme="light", base_url=site_url)
+    requests = record_requests(context)
     page = context.new_page()
     page.requests = requests
     yield page
     context.close()
-    foreign = [u for u in requests if not u.startswith((site_url, "data:", "blob:"))]
-    assert not foreign, f"requests left the site's origin: {foreign}"
+    assert_same_origin(requests, site_url)
 
 
 @pytest.fixture(scope="session")

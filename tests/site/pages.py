@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +33,20 @@ def html_pages(site: Path) -> list[Path]:
 
 
 def soup_of(path: Path) -> BeautifulSoup:
+    """The parsed page, parsed once per session (the site is ~20 MB of HTML and
+    several checks read all of it). Treat it as read-only."""
+    stat = path.stat()
+    return _soup(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=None)
+def _soup(path: Path, mtime_ns: int, size: int) -> BeautifulSoup:
     return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
 
 
 def code_text(code) -> str:
     """The text Material's copy button copies: the code without annotation markers."""
+    code = copy.copy(code)  # the parsed page is shared: change a copy
     for marker in code.select(".md-annotation, .md-annotation__index"):
         marker.decompose()
     return code.get_text().rstrip("\n")

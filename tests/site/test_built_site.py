@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlsplit
@@ -63,10 +64,21 @@ def test_every_whole_stdlib_block_runs_as_pasted(blocks):
             f"{block.page} [{block.title}] fails when pasted:\n{done.stderr[-2000:]}")
 
 
+# One run per engine-backed program and session: the copy-paste check and the
+# recorded-output check below would otherwise start the same program twice.
+_engine_runs: dict[str, subprocess.CompletedProcess[str]] = {}
+
+
+def run_against_fresh_engines(text: str, fresh_engine_env) -> subprocess.CompletedProcess[str]:
+    if text not in _engine_runs:
+        _engine_runs[text] = run_as_reader(text, fresh_engine_env(needs_engine(text)))
+    return _engine_runs[text]
+
+
 def test_every_whole_engine_block_runs_as_pasted_against_real_engines(blocks, fresh_engine_env):
     whole = {b.text: b for b in blocks if not b.is_excerpt and needs_engine(b.text)}
     for text, block in whole.items():
-        done = run_as_reader(text, fresh_engine_env(needs_engine(text)))
+        done = run_against_fresh_engines(text, fresh_engine_env)
         assert done.returncode == 0, (
             f"{block.page} [{block.title}] fails when pasted:\n{done.stderr[-2000:]}")
 
@@ -93,10 +105,13 @@ def output_blocks(site: Path, recorded: bool):
 
 
 def test_every_output_shown_is_what_the_module_prints_now(built_site):
+    """Run as shown on the page (section markers are comments): the copy-paste check
+    above has usually run the same text already, and its result is reused."""
     shown = list(output_blocks(built_site, recorded=False))
     assert len(shown) >= 5
-    for page, relative, text in shown:
-        done = run_as_reader((SNIPPETS / relative).read_text(encoding="utf-8"))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(pool.map(run_as_reader, [module_as_shown(SNIPPETS / r) for _, r, _ in shown]))
+    for (page, relative, text), done in zip(shown, runs):
         assert done.returncode == 0, done.stderr
         assert text == done.stdout.rstrip("\n"), f"{page}: output of {relative} is stale"
 
@@ -106,8 +121,7 @@ def test_every_recorded_output_is_what_the_module_prints_against_real_engines(
     """Engine-backed examples cannot run during the build; their output is recorded in
     docs/data/outputs/ and must equal what they print now (EDD_RECORD=1 rewrites it)."""
     for page, relative, text in output_blocks(built_site, recorded=True):
-        code = (SNIPPETS / relative).read_text(encoding="utf-8")
-        done = run_as_reader(code, fresh_engine_env(needs_engine(code)))
+        done = run_against_fresh_engines(module_as_shown(SNIPPETS / relative), fresh_engine_env)
         assert done.returncode == 0, f"{relative} failed:\n{done.stderr[-2000:]}"
         if os.environ.get("EDD_RECORD"):
             (RECORDED / relative.replace(".py", ".txt")).write_text(done.stdout)
@@ -175,4 +189,19 @@ def test_mermaid_is_served_from_the_site_and_never_from_a_cdn(built_site):
 @pytest.mark.parametrize("page", ["index.html", "fundamentals/core_concepts/index.html"])
 def test_mermaid_is_not_loaded_eagerly_by_any_page(built_site, page):
     html = (built_site / page).read_text(encoding="utf-8")
-    assert "mermaid.min.js" not in html  # Material loads it lazily, only for diagrams
+    assert "mermaid.min.js" not in html  # only a diagram not drawn ahead would load it
+
+
+def test_every_diagram_is_drawn_ahead_and_none_is_left_to_the_browser(built_site, capsys):
+    """Each ```mermaid fence has its SVG in docs/data/diagrams (no stale ones), and no
+    built page still asks the browser to run Mermaid."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("diagrams", ROOT / "docs/_hooks/diagrams.py")
+    diagrams = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(diagrams)
+    assert len(diagrams.wanted()) >= 50
+    assert diagrams.main(["--check"]) == 0, capsys.readouterr().out
+    left = [p.relative_to(built_site).as_posix() for p in html_pages(built_site)
+            if 'class="mermaid"' in p.read_text(encoding="utf-8")]
+    assert not left, f"pages that would run Mermaid in the browser: {left}"

@@ -1,0 +1,277 @@
+"""Accessibility in a real browser: axe-core on every page in light and dark mode,
+and the site used with the keyboard alone.
+
+axe-core comes from the pinned `axe-playwright-python` wheel (its `axe.min.js`), so
+no Node.js is needed. A page passes when axe finds no serious or critical
+violation, nor any of the landmark problems the stock theme had.
+
+Speed: a page of this site has up to ~10,000 elements, most of them highlighted
+code tokens, and axe's colour-contrast rule costs about 1 ms per element, more than
+all other rules together. An element's contrast depends only on its colour, font,
+and the backgrounds and opacities behind it, so that rule checks, on each page, the
+elements whose combination it has not checked before (on any earlier page of the
+same scheme) and skips repeats: every distinct combination still meets axe, once.
+The other rules check every element of every page, except repeats of the same
+Pygments markup inside code blocks, which are reduced to their text first. Diagrams are inline SVG drawn when the site
+was built (docs/_hooks/diagrams.py), so axe checks their labels too.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.site.conftest import assert_same_origin, record_requests
+
+pytestmark = pytest.mark.browser
+
+# The theme overrides and what each changes in Material's partial of the same name.
+OVERRIDES = Path(__file__).resolve().parents[2] / "overrides"
+FAILING_IMPACTS = {"serious", "critical"}
+# Moderate by axe's scale, but named by the issue: keep them fixed too.
+ALSO_FAILING = {"landmark-unique", "landmark-no-duplicate-banner",
+                "landmark-no-duplicate-contentinfo", "landmark-no-duplicate-main"}
+
+# For the colour-contrast rule only: mark every subtree whose elements all have a style
+# signature (colour, font, the backgrounds and opacities behind them) already checked
+# on this page or an earlier one; that rule then skips them. The other rules see all.
+MARK_REPEATED_STYLES = """
+(seen) => {
+  const known = new Set(seen);
+  const fresh = [];
+  const visit = (el, behind) => {
+    const cs = getComputedStyle(el);
+    const bg = cs.backgroundColor;
+    if ((bg && bg !== "rgba(0, 0, 0, 0)") || cs.backgroundImage !== "none"
+        || cs.opacity !== "1" || cs.position === "fixed" || cs.position === "sticky") {
+      behind = [bg, cs.backgroundImage, cs.opacity, cs.position, behind].join("/");
+    }
+    let all = true;
+    const repeated = [];
+    for (const child of el.children) {
+      if (visit(child, behind)) repeated.push(child); else all = false;
+    }
+    const text = el.matches("input, select, textarea")
+        || [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    const sig = [el.tagName, el.className, cs.color, cs.fontSize, cs.fontWeight,
+                 cs.textShadow, cs.visibility, cs.display, behind].join("|");
+    let repeat = !text || known.has(sig);
+    if (!repeat) { known.add(sig); fresh.push(sig); }
+    if (all && repeat) return true;
+    for (const child of repeated) child.setAttribute("data-axe-repeat", "");
+    return false;
+  };
+  if (visit(document.body, "")) document.body.setAttribute("data-axe-repeat", "");
+  return {fresh, marked: document.querySelectorAll("[data-axe-repeat]").length};
+}
+"""
+
+# Then the lines of code blocks whose markup is all repeats are replaced by their
+# text: axe builds a model of every element of the page before it runs any rule,
+# and a page with 16,000 Pygments spans took 7 s for one axe run, 1.4 s after this.
+# Annotation markers stay: they are links that must have a name.
+FLATTEN_REPEATED_CODE = """
+() => {
+  let flattened = 0;
+  for (const el of document.querySelectorAll("pre > code > *, pre > code > * > *")) {
+    if (!el.isConnected || !el.closest("[data-axe-repeat]")) continue;
+    if (el.matches(".md-annotation") || el.querySelector(".md-annotation")) continue;
+    el.replaceWith(document.createTextNode(el.textContent));
+    flattened += 1;
+  }
+  return flattened;
+}
+"""
+
+RUN_AXE = """
+async (contrastOnly) => {
+  const report = (results) => results.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => ({target: n.target.join(" "), html: n.html.slice(0, 200),
+                              summary: (n.failureSummary || "").slice(0, 400)})),
+  }));
+  // Repeated Pygments markup inside code blocks (token spans, line anchors) is left
+  // out of the other rules too: identical structure, checked where first seen.
+  const code = {include: [document], exclude: [["pre > code[data-axe-repeat]"],
+                                               ["pre > code [data-axe-repeat]"]]};
+  // "region" (is all content inside landmarks?) is moderate by axe's scale, never
+  // fails this test, and costs more than all the other rules on a reference page.
+  const others = contrastOnly ? {violations: []} : await axe.run(
+      code, {resultTypes: ["violations"],
+             rules: {"color-contrast": {enabled: false}, "region": {enabled: false}}});
+  const context = {include: [document], exclude: [["[data-axe-repeat]"]]};
+  const contrast = document.querySelector("body:not([data-axe-repeat])")
+      ? await axe.run(context, {resultTypes: ["violations"], runOnly: ["color-contrast"]})
+      : {violations: []};
+  return [...report(others), ...report(contrast)];
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def axe_script() -> str:
+    from axe_playwright_python.base import AXE_SCRIPT
+    assert "axe v4." in AXE_SCRIPT[:200]
+    return AXE_SCRIPT
+
+
+def site_pages(site: Path) -> list[str]:
+    """Every page of the build as a URL path, found in the build, not listed by hand."""
+    return sorted("" if p.parent == site else f"{p.parent.relative_to(site).as_posix()}/"
+                  for p in site.rglob("index.html"))
+
+
+def failing(violations: list[dict]) -> list[dict]:
+    return [v for v in violations if v["impact"] in FAILING_IMPACTS or v["id"] in ALSO_FAILING]
+
+
+def describe(path: str, violations: list[dict]) -> str:
+    lines = []
+    for v in violations:
+        lines.append(f"/{path}: {v['id']} ({v['impact']}): {v['help']} - {len(v['nodes'])} node(s)")
+        for node in v["nodes"][:4]:
+            lines.append(f"    {node['target']}: {node['html']!r}\n      {node['summary']}")
+    return "\n".join(lines)
+
+
+def audit(page, axe_script: str, seen: list[str], contrast_only: bool = False) -> list[dict]:
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(axe_script)
+    marked = page.evaluate(MARK_REPEATED_STYLES, seen)
+    seen.extend(marked["fresh"])
+    page.evaluate(FLATTEN_REPEATED_CODE)
+    return page.evaluate(RUN_AXE, contrast_only)
+
+
+SCHEMES = {"light": "default", "dark": "slate"}
+# Material fades colours over 125-250 ms when the scheme changes; audit the final ones.
+STILL = "*, *::before, *::after { transition: none !important; animation: none !important; }"
+
+
+@pytest.mark.timeout(1200)
+def test_every_page_has_no_serious_accessibility_violation_in_light_or_dark_mode(
+        browser, built_site, site_url, axe_script):
+    """Each page is loaded once and audited in the light scheme, then switched to the
+    dark one, as the palette toggle does, and audited again. In the dark scheme only
+    the rule a colour scheme can break runs (colour contrast): the others read
+    structure, names and roles, the same in both schemes. Every request made is
+    also checked: no page may load anything from another origin."""
+    pages = site_pages(built_site)
+    assert len(pages) >= 10
+    context = browser.new_context(color_scheme="light", base_url=site_url)
+    requests = record_requests(context)
+    page = context.new_page()
+    seen: dict[str, list[str]] = {scheme: [] for scheme in SCHEMES}
+    problems: dict[str, list[str]] = {scheme: [] for scheme in SCHEMES}
+    minor: dict[str, list[str]] = {}
+    for path in pages:
+        page.goto(path, wait_until="load")
+        page.add_style_tag(content=STILL)
+        for scheme, palette in SCHEMES.items():
+            page.evaluate("s => document.body.setAttribute('data-md-color-scheme', s)", palette)
+            background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert background == ("rgb(255, 255, 255)" if scheme == "light" else
+                                  "rgb(30, 33, 41)"), (scheme, background)
+            violations = audit(page, axe_script, seen[scheme], contrast_only=scheme == "dark")
+            if bad := failing(violations):
+                problems[scheme].append(describe(path, bad))
+            for v in violations:
+                if v not in bad:
+                    minor.setdefault(f"{scheme}: {v['id']} ({v['impact']})", []).append(path)
+    page.wait_for_load_state("networkidle")
+    context.close()
+    for rule, where in sorted(minor.items()):  # reported, not failed: -rA or -s shows them
+        print(f"{rule} on {len(where)} page(s), e.g. /{where[0]}")
+    for scheme, found in problems.items():
+        assert not found, (f"{len(found)} page(s) fail axe in {scheme} mode:\n"
+                           + "\n".join(found))
+    assert_same_origin(requests, site_url)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_open_search_with_results_has_no_serious_accessibility_violation(
+        browser, site_url, axe_script, scheme):
+    context = browser.new_context(color_scheme=scheme, base_url=site_url)
+    page = context.new_page()
+    page.goto("")
+    page.keyboard.press("/")
+    page.keyboard.type("event", delay=20)
+    page.wait_for_selector("li.md-search-result__item", timeout=15_000)
+    violations = audit(page, axe_script, [])
+    context.close()
+    assert not failing(violations), describe("?search", failing(violations))
+
+
+def test_search_works_with_the_keyboard_alone(browser, site_url):
+    """Open search with a key, type, move down to a result, follow it with Enter."""
+    context = browser.new_context(base_url=site_url)
+    page = context.new_page()
+    page.goto("")
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.matches('input.md-search__input')")
+    page.keyboard.type("event bus", delay=30)
+    page.wait_for_selector("li.md-search-result__item", timeout=15_000)
+    page.keyboard.press("ArrowDown")
+    focused = page.evaluate("document.activeElement.closest('a.md-search-result__link')?.href")
+    assert focused, "ArrowDown did not move the focus to a search result"
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: url.split("#")[0].split("?")[0] == focused.split("?")[0])
+    assert page.locator(".md-content h1").first.is_visible()
+    context.close()
+
+
+def test_the_navigation_works_with_the_tab_key_alone(browser, site_url):
+    """The first Tab reaches the skip link; further Tabs reach a chapter tab; Enter opens it."""
+    context = browser.new_context(base_url=site_url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto("")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.classList.contains('md-skip')"), (
+        "the first Tab should reach 'Skip to content'")
+    target = page.eval_on_selector_all(
+        ".md-tabs__link", "els => els.map(e => e.href).filter(h => h !== location.href)")[1]
+    for presses in range(1, 80):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.href") == target:
+            break
+    else:
+        pytest.fail(f"80 Tabs never reached the navigation link {target}")
+    visible = page.evaluate("""() => {
+        const el = document.activeElement, style = getComputedStyle(el);
+        return el.matches(':focus-visible') && (style.outlineStyle !== 'none'
+            || style.boxShadow !== 'none' || style.textDecorationLine.includes('underline'));
+    }""")
+    assert visible, "the focused navigation link shows no focus indicator"
+    page.keyboard.press("Enter")
+    page.wait_for_url(target)
+    context.close()
+
+
+def test_the_theme_overrides_change_only_what_they_document():
+    """Each override is Material's partial of the same name plus one documented change:
+    when Material is upgraded this fails until the overrides are copied afresh."""
+    import material
+
+    theme = Path(material.__file__).parent / "templates"
+    changes = {
+        "partials/search.html": [(
+            ("""<div class="md-search" data-md-component="search" role="dialog" """
+             """aria-label="{{ lang.t('search') }}">"""),
+            """<div class="md-search" data-md-component="search" role="dialog">""")],
+        "partials/nav-item.html": [(
+            """aria-label="{{ nav_item.title | striptags | trim }}" """,
+            """aria-labelledby="{{ path }}_label" """)],
+    }
+    found = sorted(p.relative_to(OVERRIDES).as_posix() for p in OVERRIDES.rglob("*.html"))
+    assert found == sorted([*changes, "main.html"]), "document each override in this test"
+    assert '{% extends "base.html" %}' in (OVERRIDES / "main.html").read_text(encoding="utf-8")
+    header = re.compile(r"\A\{#-.*?-#\}\n", re.DOTALL)
+    for name, edits in changes.items():
+        ours = header.sub("", (OVERRIDES / name).read_text(encoding="utf-8"))
+        for new, old in edits:
+            assert new in ours, f"{name}: the documented change is missing"
+            ours = ours.replace(new, old)
+        stock = header.sub("", (theme / name).read_text(encoding="utf-8"))
+        assert ours == stock, f"overrides/{name} differs from Material's beyond its change"

@@ -1,0 +1,156 @@
+"""Copy in the browser: every copy button on every page puts the runnable source on
+the clipboard, and nothing else (no prompts, no output, no annotation markers).
+
+One browser context with clipboard permissions visits each page once. On each page
+every block is revealed as a reader would reveal it (a collapsed `??? example`
+block opened, its tab selected), its copy button clicked (a real click: Chromium
+lets a script-made click copy only a few times), and the clipboard read back; the
+expectations are then checked here:
+
+* a whole-module Python block copies exactly the text of a module of `snippets/`,
+  an excerpt copies lines found verbatim (dedented) in one;
+* a console block copies its commands only: no `$ ` prompt, no printed output;
+* any block copies what it shows, less annotation markers and prompts.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.site.pages import (
+    PYTHON_LANGS,
+    contains_dedented,
+    module_as_shown,
+    snippet_modules,
+)
+from tests.site.conftest import assert_same_origin, record_requests
+from tests.site.test_accessibility import site_pages
+
+# The first test also pays for visiting every page (the module-scoped fixture).
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(1800)]
+
+NOTHING = "\u0000nothing was copied"
+SESSION_LANGS = {"console", "pycon", "shell-session", "bash-session", "doscon", "ps1con"}
+
+# Number every copy button and describe what its block shows, line by line, so the
+# test can say what should be copied.
+PREPARE = """
+() => {
+  const lineText = (line) => {
+    const copy = line.cloneNode(true);
+    copy.querySelectorAll(".md-annotation, .gp").forEach(n => n.remove());
+    return copy.textContent.replace(/\\n$/, "");
+  };
+  const buttons = [...document.querySelectorAll("button.md-code__button[data-md-type='copy']")];
+  return buttons.map((button, index) => {
+    button.setAttribute("data-copy-index", index);
+    const code = document.querySelector(button.getAttribute("data-clipboard-target"));
+    const block = code.closest(".highlight");
+    const language = [...block.classList].find(c => c.startsWith("language-")) || "";
+    let lines = [...code.querySelectorAll(":scope > span[id^='__span']")].map(line => ({
+      prompt: !!line.querySelector(".gp"), text: lineText(line),
+    }));
+    if (!lines.length) lines = [{prompt: false, text: lineText(code)}];
+    return {language: language.replace("language-", ""), lines,
+            title: (block.querySelector(".filename") || {}).textContent || ""};
+  });
+}
+"""
+# One round trip per block: read what the last click copied and leave a marker for
+# the next one; then reveal the next block as a reader would (open its <details>,
+# select its tab), scroll its copy button into view and say where to click.
+STEP = """
+async ([nothing, index]) => {
+  const copied = await navigator.clipboard.readText();
+  await navigator.clipboard.writeText(nothing);
+  if (index === null) return {copied};
+  const button = document.querySelector(`[data-copy-index="${index}"]`);
+  for (let node = button; node; node = node.parentElement) {
+    if (node.tagName === "DETAILS") node.open = true;
+    if (node.classList && node.classList.contains("tabbed-block")) {
+      const set = node.closest(".tabbed-set");
+      const input = set.querySelectorAll(":scope > input")[
+          [...node.parentElement.children].indexOf(node)];
+      if (input) input.checked = true;
+    }
+  }
+  button.scrollIntoView({block: "center"});
+  const box = button.getBoundingClientRect();
+  return {copied, visible: button.checkVisibility(),
+          x: box.left + box.width / 2, y: box.top + box.height / 2};
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def copied(browser, built_site, site_url):
+    """Every code block of the site: what it shows and what its copy button copied."""
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"],
+                                  base_url=site_url)
+    requests = record_requests(context)
+    page = context.new_page()
+    blocks = []
+    for path in site_pages(built_site):
+        page.goto(path, wait_until="load")
+        shown = page.evaluate(PREPARE)
+        step = page.evaluate(STEP, [NOTHING, 0 if shown else None])
+        for index, block in enumerate(shown):
+            if step["visible"]:
+                page.mouse.click(step["x"], step["y"])  # a real click, as a reader's
+            visible = step["visible"]
+            step = page.evaluate(STEP, [NOTHING, index + 1 if index + 1 < len(shown) else None])
+            blocks.append({**block, "page": f"/{path}", "visible": visible,
+                           "copied": step["copied"]})
+    context.close()
+    assert_same_origin(requests, site_url)
+    return blocks
+
+
+def expected_copy(block: dict) -> str:
+    """What a reader should get: the shown text; for a session, the commands alone."""
+    lines = block["lines"]
+    if block["language"] in SESSION_LANGS and any(line["prompt"] for line in lines):
+        lines = [line for line in lines if line["prompt"]]
+    return "\n".join(line["text"] for line in lines).rstrip()
+
+
+def where(block: dict) -> str:
+    return f"{block['page']} [{block['language']}: {block['title'] or 'untitled'}]"
+
+
+def test_the_site_has_code_blocks_with_copy_buttons(copied):
+    assert len(copied) >= 50
+    assert {b["language"] for b in copied} >= {"python", "text", "console"}
+
+
+def test_every_copy_button_copies_what_its_block_shows_without_markers(copied):
+    wrong = [f"{where(b)}: copied {b['copied'][:120]!r}, expected {expected_copy(b)[:120]!r}"
+             for b in copied if b["copied"] != expected_copy(b)]
+    assert not wrong, f"{len(wrong)} block(s) copy the wrong text:\n" + "\n".join(wrong[:20])
+
+
+def test_every_copy_button_can_be_reached_by_a_reader(copied):
+    hidden = [where(b) for b in copied if not b["visible"]]
+    assert not hidden, "copy buttons a reader cannot see:\n" + "\n".join(hidden)
+
+
+def test_every_python_block_copies_a_module_or_a_verbatim_excerpt_of_one(copied):
+    modules = [module_as_shown(p) for p in snippet_modules()]
+    whole = set(modules)
+    wrong = []
+    for block in (b for b in copied if b["language"] in PYTHON_LANGS):
+        if "excerpt" in block["title"].lower():
+            if not any(contains_dedented(m, block["copied"]) for m in modules):
+                wrong.append(f"{where(block)}: excerpt not found in any snippet module")
+        elif block["copied"] not in whole:
+            wrong.append(f"{where(block)}: not the full text of a snippet module")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_console_blocks_copy_commands_without_prompts_or_output(copied):
+    sessions = [b for b in copied if b["language"] in SESSION_LANGS]
+    assert sessions, "expected at least one console block (docs/about.md has one)"
+    for block in sessions:
+        assert not block["copied"].startswith(("$ ", "# ", ">>> ")), where(block)
+        commands = [line["text"] for line in block["lines"] if line["prompt"]]
+        assert block["copied"] == "\n".join(commands).rstrip(), where(block)
