@@ -32,6 +32,16 @@ def html_pages(site: Path) -> list[Path]:
     return sorted(site.rglob("*.html"))
 
 
+def url_path(site: Path, page: Path) -> str:
+    """The URL path, relative to the site's root, of a built ``.../index.html``."""
+    return "" if page.parent == site else f"{page.parent.relative_to(site).as_posix()}/"
+
+
+def site_pages(site: Path) -> list[str]:
+    """Every page of the build as a URL path, found in the build, not listed by hand."""
+    return sorted(url_path(site, p) for p in site.rglob("index.html"))
+
+
 def soup_of(path: Path) -> BeautifulSoup:
     """The parsed page, parsed once per session (the site is ~20 MB of HTML and
     several checks read all of it). Treat it as read-only."""

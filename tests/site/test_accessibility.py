@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.site.conftest import assert_same_origin, record_requests
+from tests.site.pages import site_pages
 
 pytestmark = pytest.mark.browser
 
@@ -115,12 +116,6 @@ def axe_script() -> str:
     from axe_playwright_python.base import AXE_SCRIPT
     assert "axe v4." in AXE_SCRIPT[:200]
     return AXE_SCRIPT
-
-
-def site_pages(site: Path) -> list[str]:
-    """Every page of the build as a URL path, found in the build, not listed by hand."""
-    return sorted("" if p.parent == site else f"{p.parent.relative_to(site).as_posix()}/"
-                  for p in site.rglob("index.html"))
 
 
 def failing(violations: list[dict]) -> list[dict]:

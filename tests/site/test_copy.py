@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.site.conftest import assert_same_origin, record_requests
 from tests.site.pages import (
     PYTHON_LANGS,
     contains_dedented,
     module_as_shown,
+    site_pages,
     snippet_modules,
 )
-from tests.site.conftest import assert_same_origin, record_requests
-from tests.site.test_accessibility import site_pages
 
 # The first test also pays for visiting every page (the module-scoped fixture).
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(1800)]

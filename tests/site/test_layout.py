@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests.site.conftest import assert_same_origin, record_requests
-from tests.site.test_accessibility import site_pages
+from tests.site.pages import site_pages
 
 pytestmark = pytest.mark.browser
 

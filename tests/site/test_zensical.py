@@ -36,7 +36,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import serve
 from tests.site import test_built_site as contract
+from tests.site.conftest import assert_same_origin, record_requests
+from tests.site.pages import url_path
 
 ROOT = Path(__file__).resolve().parents[2]
 MERMAID_CDN = re.compile(r'"https://unpkg\.com/mermaid@\d+/dist/mermaid\.min\.js"')
@@ -45,7 +48,6 @@ MERMAID_LOCAL = 'new URL("assets/vendor/mermaid/mermaid.min.js",__md_scope).href
 # Run in a fresh interpreter (MkDocs loads hook modules and configures logging).
 STAGE = textwrap.dedent('''
     import sys, yaml
-    from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
     from mkdocs.config import load_config
     from mkdocs.structure.files import InclusionLevel, get_files, set_exclusions
@@ -54,20 +56,6 @@ STAGE = textwrap.dedent('''
 
     stage = Path(sys.argv[1])
     config = load_config("mkdocs.yml")
-    # Speed only: run the examples that pages show with `<!-- run: -->` four at a time,
-    # so that the hook finds their output cached (it runs them one by one otherwise).
-    for hook in list(config.plugins.values()):
-        run, pattern = getattr(hook, "run_snippet", None), getattr(hook, "RUN", None)
-        if callable(run) and pattern is not None:
-            wanted = sorted({m["path"] for p in Path(config.docs_dir).rglob("*.md")
-                             for m in pattern.finditer(p.read_text(encoding="utf-8"))})
-            def quietly(relative, run=run):
-                try:
-                    run(relative)
-                except Exception:
-                    pass  # reported by the hook itself below
-            with ThreadPoolExecutor(4) as pool:
-                list(pool.map(quietly, wanted))
     config.plugins.on_startup(command="build", dirty=False)
     config = config.plugins.on_config(config)
     config.plugins.on_pre_build(config=config)
@@ -164,45 +152,26 @@ def test_the_zensical_build_requests_nothing_outside_the_site_in_a_browser(
         browser, zensical_site):
     """The pages in Chromium: no request may leave the origin (Zensical's bundle falls
     back to CDNs for Mermaid and others); diagrams arrive drawn, as in the MkDocs build."""
-    import functools
-    import http.server
-    import threading
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(zensical_site)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    try:
+    # The theme's scripts are the same on every page; what a page has decides what
+    # they fetch. So: each chapter's index and its largest page, which has the most
+    # kinds of content (tabs, diagrams, annotations, tooltips, outputs).
+    chapters: dict[str, list[Path]] = {}
+    for p in zensical_site.rglob("index.html"):
+        chapter = "" if p.parent == zensical_site else p.relative_to(zensical_site).parts[0]
+        chapters.setdefault(chapter, []).append(p)
+    chosen = {zensical_site / "index.html", *zensical_site.glob("*/index.html"),
+              *(max(pages, key=lambda p: p.stat().st_size) for pages in chapters.values())}
+    paths = sorted(url_path(zensical_site, p) for p in chosen)
+    with serve(zensical_site) as url:
         context = browser.new_context(base_url=url)
-        requests: list[str] = []
-        context.on("request", lambda request: requests.append(request.url))
+        requests = record_requests(context)
         page = context.new_page()
-        # The theme's scripts are the same on every page; what a page has decides
-        # what they fetch. So: each chapter's index and its largest page, which has
-        # the most kinds of content (tabs, diagrams, annotations, tooltips, outputs).
-        largest: dict[str, Path] = {}
-        for p in zensical_site.rglob("index.html"):
-            chapter = p.relative_to(zensical_site).parts[0] if p.parent != zensical_site else ""
-            if p.stat().st_size > largest.get(chapter, p).stat().st_size or chapter not in largest:
-                largest[chapter] = p
-        chosen = {zensical_site / "index.html", *largest.values(),
-                  *(p for p in zensical_site.glob("*/index.html"))}
-        paths = sorted("" if p.parent == zensical_site else
-                       f"{p.parent.relative_to(zensical_site).as_posix()}/" for p in chosen)
         diagram_pages = 0
         for path in paths:
             page.goto(path, wait_until="load")
             diagram_pages += page.locator(".ed-diagram svg").count() > 0
         page.wait_for_load_state("networkidle")
         context.close()
-    finally:
-        server.shutdown()
-        server.server_close()
-    foreign = sorted({u for u in requests if not u.startswith((url, "data:", "blob:"))})
-    assert not foreign, f"the Zensical build requested outside the site: {foreign}"
+    assert_same_origin(requests, url)
     assert len(paths) >= 20 and diagram_pages >= 10
     assert not any("mermaid" in u for u in requests), "a page ran Mermaid in the browser"
