@@ -128,8 +128,11 @@ class Bridge:
             await self.relay(message)
             handled += 1
         await queue.cancel(tag)
-        while not inbox.empty():  # prefetched but not relayed: hand them back now
-            await inbox.get_nowait().nack(requeue=True)
+        # Prefetched but not relayed: hand them back now. basic.recover requeues every
+        # unacknowledged delivery of the channel on the server, including those still on
+        # their way to the inbox, which a nack per message in the inbox would miss.
+        underlay = await self.channel.get_underlay_channel()
+        await underlay.basic_recover(requeue=True)
 
 
 async def read_stream(js: JetStreamContext, stream: str) -> list[tuple[str, bytes]]:
