@@ -141,11 +141,26 @@ class RabbitConsumer:
 
     # --8<-- [start:settle]
     async def ack(self, messages: list[Message]) -> None:
-        """basic.ack each message; unknown or already acked ones are skipped."""
-        for message in messages:
-            incoming = self._unacked.pop(message.id, None)
-            if incoming is not None:
-                await incoming.ack()
+        """Acknowledge the messages; unknown or already acked ones are skipped.
+
+        When the batch holds every unacknowledged delivery up to its newest one
+        (the usual case: batches settled in the order they came), a single
+        ``basic.ack`` with ``multiple=True`` settles them all: one frame, not one
+        per message. Otherwise each is acknowledged on its own, so a message
+        still being worked on is never settled by accident.
+        """
+        tags = sorted(int(m.id) for m in messages if m.id in self._unacked)
+        if not tags:
+            return
+        newest, batch = tags[-1], {str(tag) for tag in tags}
+        if all(int(tag) > newest for tag in self._unacked.keys() - batch):
+            incoming = self._unacked[str(newest)]
+            for tag in batch:
+                del self._unacked[tag]
+            await incoming.ack(multiple=True)
+            return
+        for tag in tags:
+            await self._unacked.pop(str(tag)).ack()
 
     async def close(self) -> None:
         """Close the channel: RabbitMQ requeues everything not acknowledged."""

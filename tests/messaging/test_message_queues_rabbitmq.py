@@ -63,6 +63,40 @@ def test_a_message_requeued_by_a_closing_channel_is_flagged_redelivered(rabbitmq
     assert (held.deliveries, again.deliveries, again.body) == (1, 2, b"entry-1")
 
 
+def test_a_batch_is_settled_with_one_multiple_ack_but_never_a_message_still_held(
+        rabbitmq_server):
+    """ack() sends basic.ack multiple=True only when nothing older is still held: acking
+    entries 3-4 while 1-2 are in work must leave 1-2 unacknowledged (redelivered after a
+    crash), and acking 1-2 afterwards settles them with nothing left behind."""
+    topic = f"t{uuid.uuid4().hex[:8]}.entries"
+
+    async def scenario():
+        broker = await connect(rabbitmq_server.url)
+        worker = await broker.consumer(topic, "coaches", "worker")
+        await broker.publish_many(topic, [f"entry-{n}".encode() for n in range(1, 7)])
+        got = []
+        while len(got) < 6:
+            got += await worker.receive(max_messages=6, timeout=5)
+        older, newer, rest = got[:2], got[2:4], got[4:]
+        await worker.ack(newer)  # out of order: each on its own
+        await worker.close()  # a crash: 1, 2, 5 and 6 go back
+        again = await broker.consumer(topic, "coaches", "again")
+        back = []
+        while len(back) < 4:
+            back += await again.receive(max_messages=6, timeout=5)
+        await again.ack(back)  # in order: one multiple ack for all four
+        await again.close()
+        last = await broker.consumer(topic, "coaches", "last")
+        left = await last.receive(max_messages=6, timeout=0.5)
+        await broker.close()
+        return [m.body for m in older + rest], back, left
+
+    held, back, left = run(scenario())
+    assert sorted(m.body for m in back) == sorted(held)
+    assert all(m.deliveries == 2 for m in back)
+    assert left == []
+
+
 async def stream(broker, topic: str, first: int, confirmed: list[int],
                  flowing: asyncio.Event) -> int:
     """Publish ``entry-<n>`` one at a time, each confirmed, until a publish fails.

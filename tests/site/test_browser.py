@@ -30,6 +30,26 @@ def test_search_typed_key_by_key_finds_the_event_bus_page(page, query):
     assert any(link.endswith("fundamentals/core_concepts/") for link in links[:3]), (query, links)
 
 
+def test_the_search_index_waits_until_the_reader_reaches_for_search(page):
+    """The index is most of a page's weight: it is fetched on intent, not on load."""
+    page.goto("event_sourcing/")
+    page.wait_for_load_state("networkidle")
+    page.mouse.wheel(0, 600)  # reading is not searching
+    page.wait_for_timeout(300)
+    assert not any("search_index" in u for u in page.requests)
+    with page.expect_request(lambda r: r.url.endswith("search/search_index.json")):
+        page.keyboard.press("/")  # Material's shortcut focuses the search field
+    page.keyboard.type("snapshot")
+    page.wait_for_selector(".md-search-result__item")
+
+
+def test_a_shared_search_link_loads_the_index_at_once(page):
+    """A link with ?q= opens the search with its results (Material's search.share)."""
+    page.goto("?q=outbox")
+    page.wait_for_selector(".md-search-result__item")
+    assert any(u.endswith("search/search_index.json") for u in page.requests)
+
+
 def test_diagrams_arrive_drawn_and_mermaid_is_never_downloaded(page):
     """Diagrams are SVG in the page itself (docs/_hooks/diagrams.py): nothing to run."""
     page.goto("fundamentals/core_concepts/")
