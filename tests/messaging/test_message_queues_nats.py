@@ -28,7 +28,11 @@ def test_acks_and_unacked_messages_survive_a_jetstream_restart(nats_factory):
         consumer = await broker.consumer("coaching.entries", "coaches", "first")
         for n in range(5):
             await broker.publish("coaching.entries", f"entry-{n}".encode())
-        batch = await consumer.receive(max_messages=5)
+        batch = []
+        while len(batch) < 5:  # a fetch may return before all five have arrived
+            got = await consumer.receive(max_messages=5 - len(batch), timeout=5)
+            assert got, "the published messages never arrived"
+            batch += got
         await consumer.ack(batch[:2])
         await broker.close()
         return batch
