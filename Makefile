@@ -21,7 +21,7 @@ serve: $(STAMP)  ## build and serve the site on http://127.0.0.1:8000
 	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
 test: $(STAMP)  ## the whole suite: examples, site contract, browser, engines
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 build: $(STAMP)  ## strict build into site/
 	$(BIN)/mkdocs build --strict --clean -d site

@@ -19,6 +19,25 @@ ROOT = Path(__file__).resolve().parents[1]
 SNIPPETS = ROOT / "snippets"
 DOCS = ROOT / "docs"
 
+# Files that take minutes each: sweeps of every page in Chromium, every example run
+# as pasted or in Pyodide. `make test` hands whole files to its workers in collection
+# order (--dist loadfile --no-loadscope-reorder), so these go first and the hundreds
+# of short files fill in around them; last, one worker would finish a sweep alone.
+SLOW_FIRST = [f"tests/site/{name}.py" for name in (
+    "test_accessibility", "test_copy", "test_run_button", "test_built_site",
+    "test_sources", "test_layout", "test_search", "test_zensical", "test_browser")]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow files first, then the others by number of tests, most first (what
+    pytest-xdist does when it may reorder); the order inside a file is kept."""
+    files = [item.nodeid.split("::")[0] for item in items]
+    counts = {name: files.count(name) for name in set(files)}
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    order = {id(item): (rank.get(name, len(rank)), -counts[name], name)
+             for item, name in zip(items, files)}
+    items.sort(key=lambda item: order[id(item)])
+
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
