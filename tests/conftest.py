@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
+import gzip
 import http.server
+import io
 import os
 import subprocess
 import sys
@@ -31,12 +34,13 @@ SLOW_FIRST = [f"tests/site/{name}.py" for name in (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow files first, then the others by number of tests, most first (what
     pytest-xdist does when it may reorder); the order inside a file is kept."""
-    files = [item.nodeid.split("::")[0] for item in items]
-    counts = {name: files.count(name) for name in set(files)}
+    def file_of(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
+
+    counts = collections.Counter(map(file_of, items))
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    order = {id(item): (rank.get(name, len(rank)), -counts[name], name)
-             for item, name in zip(items, files)}
-    items.sort(key=lambda item: order[id(item)])
+    items.sort(key=lambda item: (rank.get(file_of(item), len(rank)), -counts[file_of(item)],
+                                 file_of(item)))
 
 
 @pytest.fixture(scope="session")
@@ -71,16 +75,41 @@ def _build(out: Path) -> Path:
     return out
 
 
+COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    """A static file handler that does not log every request."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Gzip(_Quiet):
+    """Text sent gzip-compressed when the browser asks, as static hosts do."""
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        if path.is_dir() and self.path.split("?")[0].endswith("/"):
+            path = path / "index.html"
+        kind = self.guess_type(str(path))
+        if (not path.is_file() or not kind.startswith(COMPRESSIBLE)
+                or "gzip" not in self.headers.get("Accept-Encoding", "")):
+            return super().send_head()
+        body = gzip.compress(path.read_bytes(), 6)
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+
 @contextlib.contextmanager
-def serve(directory: Path) -> Iterator[str]:
+def serve(directory: Path, compress: bool = False) -> Iterator[str]:
     """Serve a directory on 127.0.0.1 on a free port, as a static host would; yields
-    its URL."""
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(directory))
+    its URL. ``compress`` sends text gzip-compressed (for measuring page weight)."""
+    handler = functools.partial(_Gzip if compress else _Quiet, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -19,21 +19,20 @@ import re
 BUNDLE = re.compile(r'<script src="([^"]*assets/javascripts/bundle\.[0-9a-f]+\.min\.js)"></script>')
 
 
-def on_post_page(output: str, page, config) -> str:
+def defer(html: str, where: str) -> str:
     """Add ``defer`` to the bundle's script tag; fail the build if Material changed it."""
-    deferred, found = BUNDLE.subn(r'<script src="\1" defer></script>', output)
+    deferred, found = BUNDLE.subn(r'<script src="\1" defer></script>', html)
     if found != 1:
-        raise ValueError(f"{page.file.src_uri}: expected Material's bundle script tag once, "
+        raise ValueError(f"{where}: expected Material's bundle script tag once, "
                          f"found it {found} times; update docs/_hooks/speed.py")
     return deferred
 
 
+def on_post_page(output: str, page, config) -> str:
+    """Every page built from Markdown."""
+    return defer(output, page.file.src_uri)
+
+
 def on_post_template(output_content: str, template_name: str, config) -> str:
-    """The same for the pages built from a template alone (404.html)."""
-    if template_name != "404.html":
-        return output_content
-    deferred, found = BUNDLE.subn(r'<script src="\1" defer></script>', output_content)
-    if found != 1:
-        raise ValueError(f"{template_name}: Material's bundle script tag not found once; "
-                         "update docs/_hooks/speed.py")
-    return deferred
+    """The pages built from a template alone (404.html)."""
+    return defer(output_content, template_name) if template_name == "404.html" else output_content
