@@ -58,6 +58,34 @@ def page(browser, site_url):
     assert_same_origin(requests, site_url)
 
 
+# The theme sets each code block up (copy button, annotations) when it first comes
+# into view (`content.lazy` in mkdocs.yml). Bring every block that is shown into
+# view, as a reader scrolling down the page would, until each has its toolbar.
+SET_UP_CODE_BLOCKS = """
+async () => {
+  const frame = () => new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  const shown = [...document.querySelectorAll("[data-md-component='content'] pre:not(.mermaid) > code")]
+    .filter(code => code.checkVisibility());
+  const ready = (code) => code.parentElement.querySelector(":scope > .md-code__nav");
+  for (let round = 0; round < 5 && !shown.every(ready); round++) {
+    for (const code of shown.filter(code => !ready(code))) {
+      code.scrollIntoView({block: "center"});
+      await frame();
+    }
+  }
+  window.scrollTo(0, 0);
+  await frame();
+  return shown.filter(code => !ready(code)).length;
+}
+"""
+
+
+def set_up_code_blocks(page) -> None:
+    """Let the theme set up every code block a reader can see on the page."""
+    left = page.evaluate(SET_UP_CODE_BLOCKS)
+    assert left == 0, f"{page.url}: {left} code block(s) got no toolbar when scrolled into view"
+
+
 @pytest.fixture(scope="session")
 def screenshot_dir(tmp_path_factory) -> Path:
     wanted = os.environ.get("EDD_SCREENSHOTS")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.site.conftest import assert_same_origin, record_requests
+from tests.site.conftest import assert_same_origin, record_requests, set_up_code_blocks
 from tests.site.pages import site_pages
 
 pytestmark = pytest.mark.browser
@@ -163,6 +163,7 @@ def test_every_page_has_no_serious_accessibility_violation_in_light_or_dark_mode
     minor: dict[str, list[str]] = {}
     for path in pages:
         page.goto(path, wait_until="load")
+        set_up_code_blocks(page)  # audit the code toolbars and annotations too
         page.add_style_tag(content=STILL)
         for scheme, palette in SCHEMES.items():
             page.evaluate("s => document.body.setAttribute('data-md-color-scheme', s)", palette)

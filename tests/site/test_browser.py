@@ -68,9 +68,9 @@ def test_diagram_colours_follow_the_colour_scheme(page):
     assert page.evaluate(fill) != light
 
 
-def test_instant_navigation_to_a_diagram_page_shows_its_diagram(page):
+def test_following_a_tab_to_a_diagram_page_shows_its_diagram(page):
     page.goto("reference/fundamentals/")
-    page.locator(".md-tabs__link", has_text="Fundamentals").click()  # an instant navigation
+    page.locator(".md-tabs__link", has_text="Fundamentals").click()
     page.wait_for_selector(".ed-diagram svg g")
     assert not any("mermaid" in u for u in page.requests)
 

@@ -32,8 +32,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(1800)]
 NOTHING = "\u0000nothing was copied"
 SESSION_LANGS = {"console", "pycon", "shell-session", "bash-session", "doscon", "ps1con"}
 
-# Number every copy button and describe what its block shows, line by line, so the
-# test can say what should be copied.
+# Number every code block of the page (Material gives each one a copy button), and
+# keep a function that says what a block shows, line by line, once the theme has set
+# it up (annotation markers rendered), so the test can say what should be copied.
 PREPARE = """
 () => {
   const lineText = (line) => {
@@ -41,10 +42,7 @@ PREPARE = """
     copy.querySelectorAll(".md-annotation, .gp").forEach(n => n.remove());
     return copy.textContent.replace(/\\n$/, "");
   };
-  const buttons = [...document.querySelectorAll("button.md-code__button[data-md-type='copy']")];
-  return buttons.map((button, index) => {
-    button.setAttribute("data-copy-index", index);
-    const code = document.querySelector(button.getAttribute("data-clipboard-target"));
+  window.__describeBlock = (code) => {
     const block = code.closest(".highlight");
     const language = [...block.classList].find(c => c.startsWith("language-")) || "";
     let lines = [...code.querySelectorAll(":scope > span[id^='__span']")].map(line => ({
@@ -53,19 +51,24 @@ PREPARE = """
     if (!lines.length) lines = [{prompt: false, text: lineText(code)}];
     return {language: language.replace("language-", ""), lines,
             title: (block.querySelector(".filename") || {}).textContent || ""};
-  });
+  };
+  const codes = document.querySelectorAll("[data-md-component='content'] pre:not(.mermaid) > code");
+  codes.forEach((code, index) => code.setAttribute("data-copy-index", index));
+  return codes.length;
 }
 """
 # One round trip per block: read what the last click copied and leave a marker for
 # the next one; then reveal the next block as a reader would (open its <details>,
-# select its tab), scroll its copy button into view and say where to click.
+# select its tab), scroll it into view, wait for its copy button (the theme sets a
+# block up when it first comes into view: `content.lazy` in mkdocs.yml) and say
+# where to click.
 STEP = """
 async ([nothing, index]) => {
   const copied = await navigator.clipboard.readText();
   await navigator.clipboard.writeText(nothing);
   if (index === null) return {copied};
-  const button = document.querySelector(`[data-copy-index="${index}"]`);
-  for (let node = button; node; node = node.parentElement) {
+  const code = document.querySelector(`[data-copy-index="${index}"]`);
+  for (let node = code; node; node = node.parentElement) {
     if (node.tagName === "DETAILS") node.open = true;
     if (node.classList && node.classList.contains("tabbed-block")) {
       const set = node.closest(".tabbed-set");
@@ -74,9 +77,18 @@ async ([nothing, index]) => {
       if (input) input.checked = true;
     }
   }
+  code.scrollIntoView({block: "center"});
+  const selector = ":scope > .md-code__nav > button.md-code__button[data-md-type='copy']";
+  let button = code.parentElement.querySelector(selector);
+  for (let waited = 0; !button && waited < 3000; waited += 25) {
+    await new Promise(resolve => setTimeout(resolve, 25));
+    button = code.parentElement.querySelector(selector);
+  }
+  const block = window.__describeBlock(code);
+  if (!button) return {copied, block, visible: false};
   button.scrollIntoView({block: "center"});
   const box = button.getBoundingClientRect();
-  return {copied, visible: button.checkVisibility(),
+  return {copied, block, visible: button.checkVisibility(),
           x: box.left + box.width / 2, y: box.top + box.height / 2};
 }
 """
@@ -92,13 +104,13 @@ def copied(browser, built_site, site_url):
     blocks = []
     for path in site_pages(built_site):
         page.goto(path, wait_until="load")
-        shown = page.evaluate(PREPARE)
-        step = page.evaluate(STEP, [NOTHING, 0 if shown else None])
-        for index, block in enumerate(shown):
+        count = page.evaluate(PREPARE)
+        step = page.evaluate(STEP, [NOTHING, 0 if count else None])
+        for index in range(count):
             if step["visible"]:
                 page.mouse.click(step["x"], step["y"])  # a real click, as a reader's
-            visible = step["visible"]
-            step = page.evaluate(STEP, [NOTHING, index + 1 if index + 1 < len(shown) else None])
+            block, visible = step["block"], step["visible"]
+            step = page.evaluate(STEP, [NOTHING, index + 1 if index + 1 < count else None])
             blocks.append({**block, "page": f"/{path}", "visible": visible,
                            "copied": step["copied"]})
     context.close()

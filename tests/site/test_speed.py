@@ -1,0 +1,116 @@
+"""Page speed work that must not silently come undone (docs/_hooks/speed.py,
+overrides/main.html, `content.lazy` in mkdocs.yml).
+
+Lighthouse itself runs in a benchmark (`make bench BENCH=site`), never in a test:
+its scores swing with the machine's load. What is tested here is the work a page
+load causes, counted, not timed: how many elements Chromium restyles while a long
+page loads, whether code blocks out of view are left alone until they come into
+view, and that the colour scheme still reaches the page canvas.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("speed_hook", ROOT / "docs" / "_hooks" / "speed.py")
+speed = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(speed)
+
+LONG_PAGE = "messaging/message_queues/"  # six backends in tabs, 30 code blocks' worth of tokens
+
+
+# --- The build hook ---------------------------------------------------------------
+
+def _site_with_palette(tmp_path: Path, css: str) -> tuple[dict, Path]:
+    sheets = tmp_path / "assets" / "stylesheets"
+    sheets.mkdir(parents=True)
+    sheet = sheets / "palette.0123abcd.min.css"
+    sheet.write_text(css, encoding="utf-8")
+    return {"site_dir": str(tmp_path)}, sheet
+
+
+def test_the_palette_loses_its_whole_page_switching_rule_and_nothing_else(tmp_path):
+    config, sheet = _site_with_palette(tmp_path, "a{color:red}" + speed.SWITCHING + "b{color:blue}")
+    speed.on_post_build(config)
+    assert sheet.read_text() == "a{color:red}" + speed.REMOVED + "b{color:blue}"
+    speed.on_post_build(config)  # a `serve --dirty` rebuild finds it done and leaves it
+    assert sheet.read_text().count(speed.REMOVED) == 1
+
+
+def test_a_theme_upgrade_that_changes_the_rule_fails_the_build_by_name(tmp_path):
+    config, sheet = _site_with_palette(tmp_path, "a{color:red}")
+    with pytest.raises(ValueError, match="data-md-color-switching.*update docs/_hooks/speed.py"):
+        speed.on_post_build(config)
+    assert sheet.read_text() == "a{color:red}"  # left as it was
+
+
+def test_the_bundle_is_deferred_once_and_a_changed_tag_fails_by_name():
+    tag = '<script src="assets/javascripts/bundle.0123abcd.min.js"></script>'
+    assert speed.defer(f"<body>{tag}</body>", "p.md") == (
+        '<body><script src="assets/javascripts/bundle.0123abcd.min.js" defer></script></body>')
+    with pytest.raises(ValueError, match="p.md: expected Material's bundle script tag once"):
+        speed.defer("<body></body>", "p.md")
+
+
+def test_the_built_palette_stylesheet_has_no_switching_rule(built_site):
+    (sheet,) = (built_site / "assets" / "stylesheets").glob("palette.*.min.css")
+    text = sheet.read_text(encoding="utf-8")
+    assert "data-md-color-switching] *" not in text and speed.REMOVED in text
+
+
+# --- In Chromium ------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_a_long_page_is_restyled_little_more_than_once_while_it_loads(browser, site_url):
+    """Counted in Chromium's own trace: every element whose style it computes, in
+    every style pass from navigation until the page has settled. Before the speed
+    work the long page cost 37,000 for about 4,200 elements shown (nine passes:
+    palette switching rule, focus-visible class, colour-scheme meta, every code
+    block set up at once); after it, about 9,800."""
+    context = browser.new_context(base_url=site_url, viewport={"width": 412, "height": 823},
+                                  is_mobile=True, has_touch=True)
+    page = context.new_page()
+    browser.start_tracing(page=page, categories=["devtools.timeline"])
+    page.goto(LONG_PAGE, wait_until="load")
+    page.wait_for_timeout(1500)
+    trace = json.loads(browser.stop_tracing())
+    shown = page.evaluate("""() => [...document.querySelectorAll("body *")]
+        .filter(el => el.checkVisibility()).length""")
+    context.close()
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    restyled = sum(e.get("args", {}).get("elementCount", 0)
+                   for e in events if e.get("name") == "UpdateLayoutTree")
+    assert shown > 2000, shown
+    assert restyled < 3.5 * shown, (f"{restyled} element styles computed for {shown} elements "
+                                    "shown: something restyles the whole page again")
+
+
+@pytest.mark.browser
+def test_code_blocks_are_set_up_only_when_they_come_into_view(page):
+    page.goto(LONG_PAGE)
+    page.wait_for_load_state("networkidle")
+    toolbars = ("() => [...document.querySelectorAll(\"[data-md-component='content'] "
+                "pre:not(.mermaid) > code\")].filter(c => c.checkVisibility())"
+                ".map(c => !!c.parentElement.querySelector(':scope > .md-code__nav'))")
+    before = page.evaluate(toolbars)
+    assert len(before) >= 3 and not before[-1], before  # the last one is far below
+    last = page.locator("[data-md-component='content'] pre:not(.mermaid) > code:visible").last
+    last.scroll_into_view_if_needed()
+    last.locator("xpath=..").locator(".md-code__nav button[data-md-type='copy']").wait_for()
+    assert page.evaluate(toolbars)[-1]
+
+
+@pytest.mark.browser
+def test_the_page_canvas_follows_the_palette_without_the_theme_meta(page):
+    page.goto("")
+    root = "getComputedStyle(document.documentElement).colorScheme"
+    assert page.evaluate("document.querySelectorAll('meta[name=color-scheme]').length") == 0
+    assert page.evaluate("document.documentElement.className") == "js js-focus-visible"
+    assert page.evaluate(root) == "normal"
+    page.evaluate("document.body.setAttribute('data-md-color-scheme', 'slate')")
+    assert page.evaluate(root) == "dark"
