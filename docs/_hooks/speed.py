@@ -38,9 +38,23 @@ def defer(html: str, where: str) -> str:
     return deferred
 
 
+# A code block with an annotation marker in a comment ("# (1)!") and the list that
+# follows it, which Material turns into the annotations' tooltips and hides. With
+# `content.lazy` it does so when the block comes into view, after the page is drawn,
+# and the list vanishing shifts the page: the list is marked to be hidden from the
+# start when scripts run (extra.css).
+ANNOTATED = re.compile(r'(<div class="language-[\w-]+ highlight">(?:(?!</div>).)*?'
+                       r'<span class="c\w*">[^<]*\(\d+\)(?:(?!</div>).)*</div>\s*)<ol>', re.DOTALL)
+
+
+def mark_annotation_lists(html: str) -> str:
+    """Give each annotation list the class ``ed-annotations``."""
+    return ANNOTATED.sub(r'\1<ol class="ed-annotations">', html)
+
+
 def on_post_page(output: str, page, config) -> str:
     """Every page built from Markdown."""
-    return defer(output, page.file.src_uri)
+    return mark_annotation_lists(defer(output, page.file.src_uri))
 
 
 def on_post_template(output_content: str, template_name: str, config) -> str:

@@ -57,6 +57,16 @@ def test_the_bundle_is_deferred_once_and_a_changed_tag_fails_by_name():
         speed.defer("<body></body>", "p.md")
 
 
+def test_only_a_list_that_follows_an_annotated_block_is_marked():
+    annotated = ('<div class="language-console highlight"><pre><code>'
+                 '<span class="c1"># (1)!</span></code></pre></div>\n<ol>\n<li>note</li></ol>')
+    plain = ('<div class="language-python highlight"><pre><code>'
+             '<span class="n">x</span> <span class="o">=</span> (1)</code></pre></div>\n<ol><li>a step</li></ol>')
+    assert '<ol class="ed-annotations">' in speed.mark_annotation_lists(annotated)
+    assert speed.mark_annotation_lists(plain) == plain  # "(1)" outside a comment is code
+    assert speed.mark_annotation_lists(plain + annotated).count("ed-annotations") == 1
+
+
 def test_the_built_palette_stylesheet_has_no_switching_rule(built_site):
     (sheet,) = (built_site / "assets" / "stylesheets").glob("palette.*.min.css")
     text = sheet.read_text(encoding="utf-8")
@@ -114,3 +124,20 @@ def test_the_page_canvas_follows_the_palette_without_the_theme_meta(page):
     assert page.evaluate(root) == "normal"
     page.evaluate("document.body.setAttribute('data-md-color-scheme', 'slate')")
     assert page.evaluate(root) == "dark"
+
+
+@pytest.mark.browser
+def test_an_annotated_block_set_up_late_does_not_shift_the_page(page):
+    """The About page's first code block has an annotation; its list is hidden from
+    the start, so setting the block up after the page is drawn moves nothing."""
+    page.goto("about/")
+    page.wait_for_load_state("networkidle")
+    page.wait_for_selector("pre .md-annotation")  # the theme set the block up
+    shifted = page.evaluate("""() => new Promise(resolve => {
+        let total = 0;  // every layout shift since navigation (buffered), summed
+        new PerformanceObserver(list => list.getEntries().forEach(e => { total += e.value; }))
+            .observe({type: "layout-shift", buffered: true});
+        setTimeout(() => resolve(total), 300);
+    })""")
+    assert not page.locator("ol.ed-annotations").is_visible()
+    assert shifted < 0.001, f"the page shifted by {shifted:.3f} while it loaded"
