@@ -176,6 +176,15 @@ def test_no_page_loads_anything_from_another_origin(built_site):
     assert not found, "\n".join(found)
 
 
+def test_every_table_header_cell_has_a_name(built_site):
+    """A screen reader announces a cell by its column's header; an empty corner cell
+    ("| | A | B |") leaves the first column unnamed (axe: empty-table-header)."""
+    empty = [f"{page.relative_to(built_site)}: {th.find_parent('table').find('tr').get_text(' | ', strip=True)[:80]}"
+             for page in html_pages(built_site) for th in soup_of(page).select("th")
+             if not th.get_text(strip=True) and not th.find(attrs={"aria-label": True})]
+    assert not empty, "tables with an empty header cell:\n" + "\n".join(empty)
+
+
 def test_mermaid_is_served_from_the_site_and_never_from_a_cdn(built_site):
     vendor = built_site / "assets" / "vendor" / "mermaid"
     assert (vendor / "mermaid.min.js").stat().st_size > 1_000_000
