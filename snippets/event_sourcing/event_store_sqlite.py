@@ -19,6 +19,7 @@ import re
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -146,6 +147,29 @@ CREATE TABLE IF NOT EXISTS events (
 _COLUMNS = "position, stream, version, type, data, recorded_at"
 
 
+LOCK_TIMEOUT = 30.0  # seconds a connection waits for another's lock
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """Put the database in WAL mode, where readers never block the writer.
+
+    The switch needs the whole file to itself. While another connection is in
+    the middle of a write (several stores opening a new file at once, each
+    creating the schema), SQLite refuses it at once with "database is locked",
+    without waiting out the busy timeout, since waiting could deadlock. So the
+    switch is retried until it succeeds or LOCK_TIMEOUT passes.
+    """
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SQLiteEventStore:
     """The event store in one SQLite file (WAL mode); safe across threads and processes.
 
@@ -158,9 +182,9 @@ class SQLiteEventStore:
 
     def __init__(self, path: str | Path, *, clock: Callable[[], datetime] | None = None,
                  poll_interval: float = 0.1) -> None:
-        self._conn = sqlite3.connect(path, timeout=30, isolation_level=None,
+        self._conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT, isolation_level=None,
                                      check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(self._conn)
         self._conn.executescript(SCHEMA)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._poll_interval = poll_interval

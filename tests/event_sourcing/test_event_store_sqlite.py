@@ -115,6 +115,29 @@ def test_the_database_is_in_wal_mode_so_readers_do_not_block_the_writer(store, t
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+def test_a_store_opened_while_another_connection_writes_waits_for_wal_mode(tmp_path):
+    """Switching a new file to WAL needs it to itself, and SQLite refuses at once,
+    busy timeout or not, while another connection is mid-write (two stores creating
+    the schema at the same moment). Seen in CI as 'database is locked' from one of
+    four concurrent writers. The store retries the switch until the writer is done."""
+    path = tmp_path / "coaching.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("CREATE TABLE other (x)")
+    done = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+    done.start()
+    try:
+        with SQLiteEventStore(path) as store:
+            assert store._conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            store.append("goal-1", [NewEvent("GoalSet", {"title": "Write daily"})],
+                         expected_version=0)
+    finally:
+        done.join()
+        writer.close()
+    with sqlite3.connect(path) as conn:  # the other writer's work is kept as well
+        assert conn.execute("SELECT count(*) FROM other").fetchone() == (0,)
+
+
 def test_main_prints_the_conflict_the_refused_retry_the_order_and_the_live_event(capsys):
     main()
     lines = capsys.readouterr().out.splitlines()
