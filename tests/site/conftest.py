@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.site.pages import CODE_BLOCKS
+
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -62,9 +64,9 @@ def page(browser, site_url):
 # into view (`content.lazy` in mkdocs.yml). Bring every block that is shown into
 # view, as a reader scrolling down the page would, until each has its toolbar.
 SET_UP_CODE_BLOCKS = """
-async () => {
+async (selector) => {
   const frame = () => new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)));
-  const shown = [...document.querySelectorAll("[data-md-component='content'] pre:not(.mermaid) > code")]
+  const shown = [...document.querySelectorAll(selector)]
     .filter(code => code.checkVisibility());
   const ready = (code) => code.parentElement.querySelector(":scope > .md-code__nav");
   for (let round = 0; round < 5 && !shown.every(ready); round++) {
@@ -82,7 +84,7 @@ async () => {
 
 def set_up_code_blocks(page) -> None:
     """Let the theme set up every code block a reader can see on the page."""
-    left = page.evaluate(SET_UP_CODE_BLOCKS)
+    left = page.evaluate(SET_UP_CODE_BLOCKS, CODE_BLOCKS)
     assert left == 0, f"{page.url}: {left} code block(s) got no toolbar when scrolled into view"
 
 

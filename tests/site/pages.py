@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,16 @@ from bs4 import BeautifulSoup
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = ROOT / "snippets"
+# The code blocks of a page's content, each of which the theme gives a copy button.
+CODE_BLOCKS = "[data-md-component='content'] pre:not(.mermaid) > code"
+
+
+def hook(name: str):
+    """Import one of the site's build hooks, ``docs/_hooks/<name>.py``, as a module."""
+    spec = importlib.util.spec_from_file_location(f"{name}_hook", ROOT / "docs" / "_hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 SECTION_MARKER = re.compile(r"^\s*#\s*-{1,}8<-{1,}\s+\[(start|end):[\w-]+\]\s*$")
 PYTHON_LANGS = {"python", "py", "pycon", "python3", "py3"}
 

@@ -20,6 +20,7 @@ from tests.site.pages import (
     CodeBlock,
     code_blocks,
     contains_dedented,
+    hook,
     html_pages,
     module_as_shown,
     snippet_modules,
@@ -204,11 +205,7 @@ def test_mermaid_is_not_loaded_eagerly_by_any_page(built_site, page):
 def test_every_diagram_is_drawn_ahead_and_none_is_left_to_the_browser(built_site, capsys):
     """Each ```mermaid fence has its SVG in docs/data/diagrams (no stale ones), and no
     built page still asks the browser to run Mermaid."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("diagrams", ROOT / "docs/_hooks/diagrams.py")
-    diagrams = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(diagrams)
+    diagrams = hook("diagrams")
     assert len(diagrams.wanted()) >= 50
     assert diagrams.main(["--check"]) == 0, capsys.readouterr().out
     left = [p.relative_to(built_site).as_posix() for p in html_pages(built_site)

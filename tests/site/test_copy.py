@@ -19,6 +19,7 @@ import pytest
 
 from tests.site.conftest import assert_same_origin, record_requests
 from tests.site.pages import (
+    CODE_BLOCKS,
     PYTHON_LANGS,
     contains_dedented,
     module_as_shown,
@@ -36,7 +37,7 @@ SESSION_LANGS = {"console", "pycon", "shell-session", "bash-session", "doscon", 
 # keep a function that says what a block shows, line by line, once the theme has set
 # it up (annotation markers rendered), so the test can say what should be copied.
 PREPARE = """
-() => {
+(selector) => {
   const lineText = (line) => {
     const copy = line.cloneNode(true);
     copy.querySelectorAll(".md-annotation, .gp").forEach(n => n.remove());
@@ -52,7 +53,7 @@ PREPARE = """
     return {language: language.replace("language-", ""), lines,
             title: (block.querySelector(".filename") || {}).textContent || ""};
   };
-  const codes = document.querySelectorAll("[data-md-component='content'] pre:not(.mermaid) > code");
+  const codes = document.querySelectorAll(selector);
   codes.forEach((code, index) => code.setAttribute("data-copy-index", index));
   return codes.length;
 }
@@ -104,7 +105,7 @@ def copied(browser, built_site, site_url):
     blocks = []
     for path in site_pages(built_site):
         page.goto(path, wait_until="load")
-        count = page.evaluate(PREPARE)
+        count = page.evaluate(PREPARE, CODE_BLOCKS)
         step = page.evaluate(STEP, [NOTHING, 0 if count else None])
         for index in range(count):
             if step["visible"]:

@@ -8,7 +8,6 @@ progress in the browser.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -16,12 +15,10 @@ import pytest
 import yaml
 from mkdocs.utils.meta import get_data
 
-from tests.site.pages import ROOT, soup_of
+from tests.site.pages import ROOT, hook, soup_of
 
 DOCS = ROOT / "docs"
-spec = importlib.util.spec_from_file_location("course_hook", DOCS / "_hooks" / "course.py")
-course = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(course)
+course = hook("course")
 
 
 def declared_patterns() -> list[tuple[str, str]]:

@@ -10,16 +10,14 @@ view, and that the colour scheme still reaches the page canvas.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("speed_hook", ROOT / "docs" / "_hooks" / "speed.py")
-speed = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(speed)
+from tests.site.pages import CODE_BLOCKS, hook
+
+speed = hook("speed")
 
 LONG_PAGE = "messaging/message_queues/"  # six backends in tabs, 30 code blocks' worth of tokens
 TABLES_PAGE = "event_sourcing/event_store/"  # long too, with four tables the theme wraps
@@ -114,12 +112,12 @@ def test_a_long_page_is_restyled_little_more_than_once_while_it_loads(browser, s
 def test_code_blocks_are_set_up_only_when_they_come_into_view(page):
     page.goto(LONG_PAGE)
     page.wait_for_load_state("networkidle")
-    toolbars = ("() => [...document.querySelectorAll(\"[data-md-component='content'] "
-                "pre:not(.mermaid) > code\")].filter(c => c.checkVisibility())"
+    toolbars = (f"() => [...document.querySelectorAll(\"{CODE_BLOCKS}\")]"
+                ".filter(c => c.checkVisibility())"
                 ".map(c => !!c.parentElement.querySelector(':scope > .md-code__nav'))")
     before = page.evaluate(toolbars)
     assert len(before) >= 3 and not before[-1], before  # the last one is far below
-    last = page.locator("[data-md-component='content'] pre:not(.mermaid) > code:visible").last
+    last = page.locator(f"{CODE_BLOCKS}:visible").last
     last.scroll_into_view_if_needed()
     last.locator("xpath=..").locator(".md-code__nav button[data-md-type='copy']").wait_for()
     assert page.evaluate(toolbars)[-1]
