@@ -11,12 +11,18 @@ CDN) and loaded only when a reader first presses Run:
 * A whole-module Python block gets a Run button when the page also runs that
   module at build time (``<!-- run: -->``, so there is an output to compare
   with) and the module needs nothing the browser lacks: only the standard
-  library, no threads, processes, sockets or event loop of its own (one that
-  calls ``asyncio.run()`` from synchronous code is marked, and run.js offers
-  Run only where the browser has WebAssembly stack switching). Any other
-  whole-module block
-  gets a one-line note saying why it cannot run in the page (it needs Redis,
-  a package, threads, ...). ``assets/javascripts/run.js`` does the rest.
+  library, no threads, processes, sockets or event loop of its own. Any other
+  whole-module block gets a one-line note saying why it cannot run in the
+  page (it needs Redis, a package, threads, ...).
+  ``assets/javascripts/run.js`` does the rest, with no work at page load: the
+  bar is in the HTML as the reader sees it, hidden by run.css only where
+  scripts do not run (no ``js`` class on ``<html>``), and one listener on the
+  document handles its buttons.
+* A module that calls ``asyncio.run()`` from synchronous code needs
+  WebAssembly stack switching (JSPI), which Chromium has and Firefox and
+  Safari lack: its bar is followed by a note saying so, and run.css shows one
+  or the other depending on the class ``ed-no-jspi`` that the head script of
+  ``overrides/main.html`` puts on ``<html>`` where the browser lacks it.
 * If Pyodide cannot be fetched (offline, no cache), the build still succeeds
   and says so at INFO level; every block then carries the note "Run is
   unavailable in this build". A strict build counts warnings as errors, so
@@ -86,9 +92,12 @@ NETWORK = {"socket", "socketserver", "http.server", "http.client", "urllib.reque
            "open_connection", "start_server", "create_connection"}
 # A module that drives an event loop of its own cannot run (a selector loop needs a
 # socket pair). `asyncio.run()` in the main guard is fine: the page awaits the coroutine
-# instead. Elsewhere it needs WebAssembly stack switching (JSPI), which run.js checks.
+# instead. Elsewhere it needs WebAssembly stack switching (JSPI): see STACK_SWITCHING.
 OWN_LOOP = {"SelectorEventLoop", "ProactorEventLoop", "Runner", "new_event_loop",
             "run_until_complete", "run_forever"}
+# Shown instead of the bar of such a module where the browser lacks JSPI (run.css).
+STACK_SWITCHING = ("Calls asyncio.run() from synchronous code, which needs WebAssembly "
+                   "stack switching, missing in this browser: run it locally.")
 NOT_IN_PYODIDE = {"tkinter", "turtle", "turtledemo", "curses", "dbm", "readline", "venv",
                   "ensurepip", "idlelib", "msvcrt", "winreg", "winsound"}
 
@@ -241,15 +250,17 @@ def _bar(relative: str, verdict: Verdict) -> str:
                 f"{html.escape(verdict.note)}</p>")
     name = Path(relative).name
     needs = ' data-needs="stack-switching"' if verdict.stack_switching else ""
+    note = (f'<p class="ed-run-note" data-snippet="{relative}"{needs}>'
+            f"{html.escape(STACK_SWITCHING)}</p>" if verdict.stack_switching else "")
     return (f'<div class="ed-run" data-snippet="{relative}" data-filename="{name}" '
-            f'data-pyodide="{VERSION}"{needs} hidden>'
+            f'data-pyodide="{VERSION}"{needs} data-state="idle">'
             '<button type="button" class="md-button md-button--primary ed-run__start" '
             f'aria-label="Run {name} in your browser">Run</button>'
             f'<button type="button" class="md-button ed-run__stop" aria-label="Stop {name}" '
             "disabled>Stop</button>"
             '<span class="ed-run__status" role="status" aria-live="polite">'
             "Runs in your browser (Pyodide, Python 3.14): nothing is sent anywhere."
-            "</span></div>")
+            "</span></div>" + note)
 
 
 # --- MkDocs events ----------------------------------------------------------

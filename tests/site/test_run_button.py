@@ -86,9 +86,9 @@ if __name__ == "__main__":
 
 BLOCK = re.compile(
     r'<div class="language-python highlight">(?:<span class="filename">(?P<title>.*?)</span>)?'
-    r'<pre>(?P<pre>.*?)</pre></div>\s*(?P<after><div\b[^>]*>|<p\b[^>]*>[^<]*</p>)?', re.DOTALL)
+    r'<pre\b[^>]*>(?P<pre>.*?)</pre></div>\s*(?P<after><div\b[^>]*>|<p\b[^>]*>[^<]*</p>)?', re.DOTALL)
 OUTPUT = re.compile(r'<div class="ed-output" data-snippet="(?P<path>[^"]+)">\s*'
-                    r'<div class="language-text highlight">.*?<pre>(?P<pre>.*?)</pre>', re.DOTALL)
+                    r'<div class="language-text highlight">.*?<pre\b[^>]*>(?P<pre>.*?)</pre>', re.DOTALL)
 
 
 def text_of(fragment: str) -> str:
@@ -210,9 +210,8 @@ def page(context, site_url):
 
 
 def navigate(page, url: str) -> None:
-    """Click a link to the site's ``url``, as a reader does. (With Material's instant
-    navigation working, the content is swapped in place and run.js must set it up again;
-    without it, this is a page load.)"""
+    """Click a link to the site's ``url``, as a reader does (a page load: the site has
+    no instant navigation)."""
     page.evaluate("url => { const link = document.createElement('a');"
                   " link.href = new URL(url, __md_scope).href;"
                   " document.querySelector('.md-content').append(link); link.click(); }", url)
@@ -221,10 +220,17 @@ def navigate(page, url: str) -> None:
 
 def first_bar(page):
     """The first Run bar of the page that a reader sees without opening anything, if any."""
-    bars = page.locator(".ed-run[data-ready]")
-    bars.first.wait_for(state="attached")  # run.js has set the page up
-    visible = page.locator(".ed-run[data-ready]:visible")
+    page.wait_for_function("() => window.eddRun")  # run.js has loaded: its listener is on
+    bars = page.locator(".ed-run[data-snippet]")
+    bars.first.wait_for(state="attached")
+    assert bars.first.get_attribute("data-state") == "idle"
+    visible = page.locator(".ed-run[data-snippet]:visible")
     return visible.first if visible.count() else bars.first
+
+
+def displayed(locator) -> bool:
+    """Whether CSS shows an element (inside a closed <details> or not)."""
+    return locator.evaluate("e => getComputedStyle(e).display !== 'none'")
 
 
 def press_run(page, bar):
@@ -355,12 +361,52 @@ def test_without_stack_switching_nested_asyncio_run_gets_a_note_instead(page, si
     needing = [b for b in site_blocks[0] if b.needs == "stack-switching"]
     if not needing:
         pytest.skip("no example calls asyncio.run() from synchronous code")
+    bar_of = f'.ed-run[data-snippet="{needing[0].snippet}"]'
+    note_of = f'.ed-run-note[data-snippet="{needing[0].snippet}"]'
+    page.goto(needing[0].page)  # this Chromium has it: the bar shows, not the note
+    assert displayed(page.locator(bar_of).first)
+    assert not displayed(page.locator(note_of).first)
+
     page.add_init_script("delete WebAssembly.Suspending")
     page.goto(needing[0].page)
-    note = page.locator(f'.ed-run-note[data-snippet="{needing[0].snippet}"]').first
-    note.wait_for(state="attached")  # run.js turned the bar into a note
+    note = page.locator(note_of).first
+    assert displayed(note)  # the bar gives way to the note after it
     assert "stack switching" in note.text_content()
-    assert not page.locator(f'.ed-run[data-snippet="{needing[0].snippet}"]').count()
+    assert not [b for b in page.locator(bar_of).all() if displayed(b)]
+
+
+@pytest.mark.browser
+def test_the_bars_show_with_no_script_setting_them_up(page, runnable):
+    """run.js does no work on the page when it loads (on a long page that was a long
+    task on a phone): the bars show without it, from the HTML and CSS alone."""
+    page.route("**/assets/javascripts/run.js", lambda route: route.abort())
+    page.goto(min(url for url, _, _ in runnable.values()))
+    assert page.evaluate("() => typeof window.eddRun") == "undefined"
+    bar = page.locator('.ed-run[data-state="idle"]').first
+    assert displayed(bar) and bar.locator(".ed-run__start").is_enabled()
+
+
+@pytest.mark.browser
+def test_without_javascript_no_run_button_shows(browser, site_url, site_blocks):
+    """The bars are in the page as built, shown by CSS wherever scripts run; where they
+    do not, a Run button would be dead, so none may show (nor the note about stack
+    switching, which only a script can know is true), while the other notes still do."""
+    pages = sorted({b.page for b in site_blocks[0] if b.after == "run"})
+    needing = sorted({b.page for b in site_blocks[0] if b.needs == "stack-switching"})
+    noted = sorted({b.page for b in site_blocks[0] if b.after == "note"})
+    context = browser.new_context(base_url=site_url, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        for url in {pages[0], *needing[:1], *noted[:1]}:
+            page.goto(url)
+            bars = page.locator(".ed-run").all()
+            assert not [b for b in bars if displayed(b)], f"{url}: a Run bar shows without JavaScript"
+            for note in page.locator(".ed-run-note").all():
+                assert displayed(note) != (note.get_attribute("data-needs") == "stack-switching"), url
+        page.goto(pages[0])
+        assert page.locator(".ed-run").count()
+    finally:
+        context.close()
 
 
 @pytest.mark.browser

@@ -1,7 +1,11 @@
 /* Run buttons: run the example shown, in the reader's browser, and print its output.
  *
- * The build (docs/_hooks/pyodide.py) puts a hidden bar `.ed-run[data-snippet]`
- * under each example the browser can run; this script shows it and wires it up.
+ * The build (docs/_hooks/pyodide.py) puts a bar `.ed-run[data-snippet]` under
+ * each example the browser can run, shown by run.css wherever scripts run (and
+ * replaced there by a note where a module needs WebAssembly stack switching that
+ * the browser lacks). This script does nothing to the page when it loads, which
+ * on a long page would cost a long task on a phone: one listener on the document
+ * handles the bars' buttons, setting a bar up on its first press.
  * Nothing heavy loads until a reader presses Run: then a Worker
  * (run-worker.js) starts Pyodide from this site's assets/vendor/pyodide/.
  * Every run gets a fresh interpreter in a new worker, so nothing from an
@@ -175,12 +179,10 @@
 
   // --- The bars under the examples ------------------------------------------
 
-  const active = new Set();
+  const bars = new WeakMap(); // bar -> its state, made on the first press of Run
 
   function codeOf(block) {
-    const code = block.querySelector("pre > code").cloneNode(true);
-    code.querySelectorAll(".md-annotation, .md-annotation__index").forEach((n) => n.remove());
-    return code.textContent;
+    return block.querySelector("pre > code").textContent;
   }
 
   function builtOutput(snippet) {
@@ -193,150 +195,131 @@
     return `${((performance.now() - since) / 1000).toFixed(2)} s`;
   }
 
-  function attach(bar) {
+  function stateOf(bar) {
+    let state = bars.get(bar);
+    if (state) return state;
     const block = bar.previousElementSibling;
-    if (!block || !block.querySelector("pre > code")) return;
-    if (bar.dataset.needs === "stack-switching" && typeof WebAssembly.Suspending !== "function") {
-      // asyncio.run() called from synchronous code needs JSPI (Chrome and Edge have it).
-      const note = document.createElement("p");
-      note.className = "ed-run-note";
-      note.dataset.snippet = bar.dataset.snippet;
-      note.textContent = "Calls asyncio.run() from synchronous code, which needs WebAssembly " +
-        "stack switching, missing in this browser: run it locally.";
-      bar.replaceWith(note);
-      return;
-    }
-    bar.dataset.ready = "";
-    bar.dataset.state = "idle";
-    bar.hidden = false;
+    if (!block || !block.querySelector("pre > code")) return null;
+    state = { block, panel: null, runs: 0, job: null };
+    bars.set(bar, state);
+    return state;
+  }
+
+  function outputPanel(bar, state) {
+    if (state.panel) return state.panel;
+    const panel = document.createElement("div");
+    panel.className = "ed-run__output language-text highlight";
+    panel.innerHTML = '<span class="filename"></span><pre><code></code></pre>';
+    panel.querySelector(".filename").textContent =
+      `Output of ${bar.dataset.filename}, run in your browser`;
+    bar.after(panel);
+    return (state.panel = panel);
+  }
+
+  function start(bar, state) {
     const startButton = bar.querySelector(".ed-run__start");
     const stopButton = bar.querySelector(".ed-run__stop");
     const status = bar.querySelector(".ed-run__status");
     const filename = bar.dataset.filename;
-    let panel = null;
-    let runs = 0;
+    const runNumber = ++state.runs;
+    const source = codeOf(state.block);
+    const out = outputPanel(bar, state);
+    const code = out.querySelector("code");
+    const pre = out.querySelector("pre");
+    code.replaceChildren();
+    let stdout = "";
+    let shown = 0;
+    let pending = [];
+    let frame = 0;
 
-    function outputPanel() {
-      if (panel) return panel;
-      panel = document.createElement("div");
-      panel.className = "ed-run__output language-text highlight";
-      panel.innerHTML = '<span class="filename"></span><pre><code></code></pre>';
-      panel.querySelector(".filename").textContent = `Output of ${filename}, run in your browser`;
-      bar.after(panel);
-      return panel;
-    }
-
-    startButton.addEventListener("click", () => {
-      const runNumber = ++runs;
-      const source = codeOf(block);
-      const out = outputPanel();
-      const code = out.querySelector("code");
-      const pre = out.querySelector("pre");
-      code.replaceChildren();
-      let stdout = "";
-      let shown = 0;
-      let pending = [];
-      let frame = 0;
-
-      const flush = () => {
-        frame = 0;
-        const stick = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
-        for (const [type, text] of pending) {
-          if (shown >= OUTPUT_LIMIT) break;
-          const part = text.slice(0, OUTPUT_LIMIT - shown);
-          shown += part.length;
-          if (type === "stdout") {
-            code.append(part);
-          } else {
-            const span = document.createElement("span");
-            span.className = `ed-run__${type}`;
-            span.textContent = part;
-            code.append(span);
-          }
-          if (shown >= OUTPUT_LIMIT) {
-            const cut = document.createElement("span");
-            cut.className = "ed-run__stderr";
-            cut.textContent = "\n[output cut here: over 200,000 characters]\n";
-            code.append(cut);
-          }
-        }
-        pending = [];
-        if (stick) pre.scrollTop = pre.scrollHeight;
-      };
-      const onOutput = (type, text) => {
-        if (type === "stdout") stdout += text;
-        pending.push([type, text]);
-        frame ||= requestAnimationFrame(flush);
-      };
-
-      const set = (state, message) => {
-        bar.dataset.state = state;
-        status.textContent = message;
-      };
-      const job = run(source, { filename, onOutput });
-      const controller = { bar, stop: job.stop };
-      active.add(controller);
-      startButton.disabled = true;
-      stopButton.disabled = false;
-      out.setAttribute("aria-busy", "true");
-      delete bar.dataset.match;
-      let since = performance.now();
-      set("starting", "Starting Python in your browser (the first run loads about 13 MB)…");
-      job.ready.then((python) => {
-        since = performance.now();
-        bar.dataset.started = python.info.restored ? "snapshot" : "scratch";
-        out.querySelector(".filename").textContent =
-          `Output of ${filename}, run in your browser (Python ${python.info.python}, ` +
-          `Pyodide ${python.info.pyodide})`;
-        set("running", "Running…");
-      }, () => {});
-
-      stopButton.onclick = () => job.stop();
-      job.done.then((result) => {
-        if (runNumber !== runs) return;
-        cancelAnimationFrame(frame);
-        flush();
-        active.delete(controller);
-        startButton.disabled = false;
-        stopButton.disabled = true;
-        out.removeAttribute("aria-busy");
-        if (result.traceback) onOutput("traceback", result.traceback), flush();
-        const took = seconds(since);
-        if (result.status === "ok") {
-          const built = builtOutput(bar.dataset.snippet);
-          const same = built !== null && stdout.replace(/\n+$/, "") === built;
-          bar.dataset.match = String(same);
-          set("done", `Finished in ${took}: ` + (same
-            ? "the same output as when this page was built."
-            : "the output differs from the one printed when this page was built."));
-        } else if (result.status === "exit") {
-          set("exited", `Exited with code ${result.code} after ${took}.`);
-        } else if (result.status === "error") {
-          set("failed", `Failed with ${result.error} after ${took}: the traceback ends the output.`);
-        } else if (result.status === "stopped") {
-          set("stopped", `Stopped after ${took}.`);
+    const flush = () => {
+      frame = 0;
+      const stick = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+      for (const [type, text] of pending) {
+        if (shown >= OUTPUT_LIMIT) break;
+        const part = text.slice(0, OUTPUT_LIMIT - shown);
+        shown += part.length;
+        if (type === "stdout") {
+          code.append(part);
         } else {
-          set("unavailable", `Python could not start in this browser: ${result.error}`);
+          const span = document.createElement("span");
+          span.className = `ed-run__${type}`;
+          span.textContent = part;
+          code.append(span);
         }
-      });
+        if (shown >= OUTPUT_LIMIT) {
+          const cut = document.createElement("span");
+          cut.className = "ed-run__stderr";
+          cut.textContent = "\n[output cut here: over 200,000 characters]\n";
+          code.append(cut);
+        }
+      }
+      pending = [];
+      if (stick) pre.scrollTop = pre.scrollHeight;
+    };
+    const onOutput = (type, text) => {
+      if (type === "stdout") stdout += text;
+      pending.push([type, text]);
+      frame ||= requestAnimationFrame(flush);
+    };
+
+    const set = (name, message) => {
+      bar.dataset.state = name;
+      status.textContent = message;
+    };
+    const job = run(source, { filename, onOutput });
+    state.job = job;
+    startButton.disabled = true;
+    stopButton.disabled = false;
+    out.setAttribute("aria-busy", "true");
+    delete bar.dataset.match;
+    let since = performance.now();
+    set("starting", "Starting Python in your browser (the first run loads about 13 MB)…");
+    job.ready.then((python) => {
+      since = performance.now();
+      bar.dataset.started = python.info.restored ? "snapshot" : "scratch";
+      out.querySelector(".filename").textContent =
+        `Output of ${filename}, run in your browser (Python ${python.info.python}, ` +
+        `Pyodide ${python.info.pyodide})`;
+      set("running", "Running…");
+    }, () => {});
+
+    job.done.then((result) => {
+      if (runNumber !== state.runs) return;
+      cancelAnimationFrame(frame);
+      flush();
+      state.job = null;
+      startButton.disabled = false;
+      stopButton.disabled = true;
+      out.removeAttribute("aria-busy");
+      if (result.traceback) onOutput("traceback", result.traceback), flush();
+      const took = seconds(since);
+      if (result.status === "ok") {
+        const built = builtOutput(bar.dataset.snippet);
+        const same = built !== null && stdout.replace(/\n+$/, "") === built;
+        bar.dataset.match = String(same);
+        set("done", `Finished in ${took}: ` + (same
+          ? "the same output as when this page was built."
+          : "the output differs from the one printed when this page was built."));
+      } else if (result.status === "exit") {
+        set("exited", `Exited with code ${result.code} after ${took}.`);
+      } else if (result.status === "error") {
+        set("failed", `Failed with ${result.error} after ${took}: the traceback ends the output.`);
+      } else if (result.status === "stopped") {
+        set("stopped", `Stopped after ${took}.`);
+      } else {
+        set("unavailable", `Python could not start in this browser: ${result.error}`);
+      }
     });
   }
 
-  function setup() {
-    for (const controller of active) {
-      if (!controller.bar.isConnected) {
-        controller.stop();
-        active.delete(controller);
-      }
-    }
-    document.querySelectorAll(".ed-run[data-snippet]:not([data-ready])").forEach(attach);
-  }
-
-  if (typeof document$ !== "undefined") {
-    document$.subscribe(setup); // Material's instant navigation swaps pages in place
-  } else if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", setup);
-  } else {
-    setup();
-  }
+  document.addEventListener("click", (event) => {
+    const button = event.target instanceof Element &&
+      event.target.closest(".ed-run__start, .ed-run__stop");
+    const bar = button && button.closest(".ed-run[data-snippet]");
+    const state = bar && stateOf(bar);
+    if (!state) return;
+    if (button.classList.contains("ed-run__start")) start(bar, state);
+    else state.job?.stop();
+  });
 })();
