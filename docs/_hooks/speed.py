@@ -1,101 +1,77 @@
-"""Page speed: Material's script bundle loads with ``defer``, and two rules of its
-stylesheets that restyle the whole page as it starts are left out.
+"""Page speed: what Material's script did to every page in the reader's browser,
+done once, when the site is built.
 
-Material puts ``<script src=".../bundle.<hash>.min.js">`` at the end of the
-body, without ``defer``. A phone on a slow network then waits for the bundle
-(35 KB gzipped) before it paints the page it has already received, and
-Lighthouse counts it as render-blocking. With ``defer`` the browser paints
-first and runs the bundle once the document is parsed, which is when it ran
-before. The site's own scripts are deferred in ``mkdocs.yml`` and keep their
-order after the bundle, so ``document$`` exists when they subscribe to it.
+The site does without Material's script bundle: `overrides/main.html` leaves it
+out, and `docs/assets/javascripts/site.js` does what the site used of it, most of
+it only when the reader does something. As each page loaded, the bundle set up
+every code block and every table, and each change made Chromium restyle large
+parts of the page: on the phone Lighthouse simulates, the bundle kept the page
+from answering a tap for 300-500 ms. What it built is the same on every visit, so
+it is built here, into the HTML:
 
-The inline script in ``overrides/main.html`` that holds back the search index
-stays synchronous: it must patch ``XMLHttpRequest`` before the bundle runs.
+- each code block gets its copy button, in the toolbar Material's stylesheet
+  places in the block's top right corner. The toolbar is a <div>, not Material's
+  <nav>: thirty unnamed navigation landmarks on a page help no one (axe:
+  landmark-unique). Without scripts the button could not copy, so the stylesheet
+  hides it then (`extra.css`). The button says which block it copies
+  (`data-clipboard-target`), as Material's did; `site.js` copies on click.
+- each table is wrapped in the two <div>s that let a wide table scroll sideways
+  inside the page instead of widening it.
 
-When the palette starts, and whenever a reader switches colours, Material marks
-``<body data-md-color-switching>`` and unmarks it a moment later. Its stylesheet
-has ``[data-md-color-switching] * {transition-duration: 0s !important}``, so
-each mark restyles every element of the page: twice per page load, 50-70 ms
-each on a page with 4,000 highlighted tokens on this machine, four times that
-on the phone Lighthouse simulates. Without the rule, a colour switch fades in
-the 125-250 ms the theme's transitions last, instead of snapping.
-
-As it starts, Material also wraps every table of a page in two <div>s (so that a
-wide table scrolls), and its rule ``.md-typeset table:not([class]) + *``, which
-puts space after a table, makes Chromium restyle the whole article for each
-table it moves: 5,000 elements at once on the event store page. Once wrapped, a
-table has no next sibling and the rule matches nothing; the wrapper has its own
-margins. Only a reader without scripts sees the difference: 1 em after a table
-instead of 1.5 em.
+The longest pages are mostly highlighted code: 8,000-11,000 elements, each of
+which Chromium styles and lays out as the page loads. Pygments wraps every token
+in a <span>, also where the span changes nothing: names take the colour of the
+code around them, whitespace has none, and neighbouring tokens of one kind (the
+"):" that ends a line) each get their own. Those spans are unwrapped or merged
+here, which leaves the text and every colour as they were, with about a third
+fewer elements.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-BUNDLE = re.compile(r'<script src="([^"]*assets/javascripts/bundle\.[0-9a-f]+\.min\.js)"></script>')
-
-
-def defer(html: str, where: str) -> str:
-    """Add ``defer`` to the bundle's script tag; fail the build if Material changed it."""
-    deferred, found = BUNDLE.subn(r'<script src="\1" defer></script>', html)
-    if found != 1:
-        raise ValueError(f"{where}: expected Material's bundle script tag once, "
-                         f"found it {found} times; update docs/_hooks/speed.py")
-    return deferred
+CODE = re.compile(r"(<code[^>]*>)(.*?)</code>", re.DOTALL)
+# Token classes that Material's stylesheets colour like the code around them, or not at all.
+PLAIN = re.compile(r'<span class="(?:n|w)">([^<]*)</span>')
+TWINS = re.compile(r'<span class="([\w ]+)">([^<]*)</span><span class="\1">([^<]*)</span>')
+PRE = re.compile(r"<pre>(<span></span>)?<code")
+TABLE = re.compile(r"<table>(.*?)</table>", re.DOTALL)
+COPY = ('<div class="md-code__nav"><button class="md-code__button" title="Copy to clipboard" '
+        'data-clipboard-target="#__code_{n} &gt; code" data-md-type="copy"></button></div>')
 
 
-# A code block with an annotation marker in a comment ("# (1)!") and the list that
-# follows it, which Material turns into the annotations' tooltips and hides. With
-# `content.lazy` it does so when the block comes into view, after the page is drawn,
-# and the list vanishing shifts the page: the list is marked to be hidden from the
-# start when scripts run (extra.css).
-ANNOTATED = re.compile(r'(<div class="language-[\w-]+ highlight">(?:(?!</div>).)*?'
-                       r'<span class="c\w*">[^<]*\(\d+\)(?:(?!</div>).)*</div>\s*)<ol>', re.DOTALL)
+def copy_buttons(html: str) -> str:
+    """Number each ``<pre>`` of the page and put a copy button before its code."""
+    count = iter(range(1_000_000))
+
+    def button(match: re.Match[str]) -> str:
+        n = next(count)
+        return f'<pre id="__code_{n}">{match.group(1) or ""}{COPY.format(n=n)}<code'
+
+    return PRE.sub(button, html)
 
 
-def mark_annotation_lists(html: str) -> str:
-    """Give each annotation list the class ``ed-annotations``."""
-    return ANNOTATED.sub(r'\1<ol class="ed-annotations">', html)
+def wrap_tables(html: str) -> str:
+    """Wrap each table in Material's scrolling wrapper."""
+    return TABLE.sub(r'<div class="md-typeset__scrollwrap"><div class="md-typeset__table">'
+                     r"<table>\1</table></div></div>", html)
 
 
-def on_post_page(output: str, page, config) -> str:
-    """Every page built from Markdown."""
-    return mark_annotation_lists(defer(output, page.file.src_uri))
+def fewer_spans(html: str) -> str:
+    """Unwrap the spans of plain tokens and merge neighbouring spans of one kind, in code."""
+
+    def lighten(match: re.Match[str]) -> str:
+        code = PLAIN.sub(r"\1", match.group(2))
+        while True:
+            merged = TWINS.sub(r'<span class="\1">\2\3</span>', code)
+            if merged == code:
+                return f"{match.group(1)}{code}</code>"
+            code = merged
+
+    return CODE.sub(lighten, html)
 
 
-def on_post_template(output_content: str, template_name: str, config) -> str:
-    """The pages built from a template alone (404.html)."""
-    return defer(output_content, template_name) if template_name == "404.html" else output_content
-
-
-# Rules of Material's stylesheets that each cost a restyle of the whole page, or
-# of its whole article, and that this site does without (module docstring).
-DROPPED = {
-    "palette.*.min.css": ("[data-md-color-switching] *,[data-md-color-switching] :after,"
-                          "[data-md-color-switching] :before{transition-duration:0s!important}"),
-    "main.*.min.css": ".md-typeset table:not([class])+*{margin-top:1.5em}",
-}
-REMOVED = "/* a rule was removed here by docs/_hooks/speed.py */"
-
-
-def drop_rule(site_dir: Path, pattern: str, rule: str) -> None:
-    """Remove ``rule`` from the one stylesheet matching ``pattern``; fail if it is not there."""
-    sheets = sorted(Path(site_dir, "assets", "stylesheets").glob(pattern))
-    if len(sheets) != 1:
-        raise ValueError(f"expected one stylesheet {pattern}, found {len(sheets)}; "
-                         "update docs/_hooks/speed.py")
-    text = sheets[0].read_text(encoding="utf-8")
-    if REMOVED in text:  # a `mkdocs serve --dirty` rebuild: the file was not copied again
-        return
-    if text.count(rule) != 1:
-        raise ValueError(f"expected the rule {rule!r} once in {sheets[0].name}, found it "
-                         f"{text.count(rule)} times; update docs/_hooks/speed.py")
-    sheets[0].write_text(text.replace(rule, REMOVED), encoding="utf-8")
-
-
-def on_post_build(config) -> None:
-    """Drop the rules of DROPPED from Material's stylesheets in the built site."""
-    for pattern, rule in DROPPED.items():
-        drop_rule(Path(config["site_dir"]), pattern, rule)
+def on_page_content(html: str, page, config, files) -> str:
+    """The content of every page built from Markdown."""
+    return wrap_tables(copy_buttons(fewer_spans(html)))

@@ -1,5 +1,5 @@
 """Copy in the browser: every copy button on every page puts the runnable source on
-the clipboard, and nothing else (no prompts, no output, no annotation markers).
+the clipboard, and nothing else (no prompts, no output).
 
 One browser context with clipboard permissions visits each page once. On each page
 every block is revealed as a reader would reveal it (a collapsed `??? example`
@@ -10,7 +10,7 @@ expectations are then checked here:
 * a whole-module Python block copies exactly the text of a module of `snippets/`,
   an excerpt copies lines found verbatim (dedented) in one;
 * a console block copies its commands only: no `$ ` prompt, no printed output;
-* any block copies what it shows, less annotation markers and prompts.
+* any block copies what it shows, less prompts.
 """
 
 from __future__ import annotations
@@ -33,23 +33,20 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(1800)]
 NOTHING = "\u0000nothing was copied"
 SESSION_LANGS = {"console", "pycon", "shell-session", "bash-session", "doscon", "ps1con"}
 
-# Number every code block of the page (Material gives each one a copy button), and
-# keep a function that says what a block shows, line by line, once the theme has set
-# it up (annotation markers rendered), so the test can say what should be copied.
+# Number every code block of the page (each has a copy button, docs/_hooks/speed.py),
+# and keep a function that says what a block shows, line by line, and which lines
+# start with a console prompt, so the test can say what should be copied.
 PREPARE = """
 (selector) => {
-  const lineText = (line) => {
-    const copy = line.cloneNode(true);
-    copy.querySelectorAll(".md-annotation, .gp").forEach(n => n.remove());
-    return copy.textContent.replace(/\\n$/, "");
-  };
+  const PROMPT = "\\u0001";
   window.__describeBlock = (code) => {
     const block = code.closest(".highlight");
     const language = [...block.classList].find(c => c.startsWith("language-")) || "";
-    let lines = [...code.querySelectorAll(":scope > span[id^='__span']")].map(line => ({
-      prompt: !!line.querySelector(".gp"), text: lineText(line),
+    const copy = code.cloneNode(true);
+    copy.querySelectorAll(".gp").forEach(n => n.replaceWith(PROMPT));  // a console prompt
+    const lines = copy.textContent.replace(/\\n$/, "").split("\\n").map(line => ({
+      prompt: line.includes(PROMPT), text: line.replaceAll(PROMPT, ""),
     }));
-    if (!lines.length) lines = [{prompt: false, text: lineText(code)}];
     return {language: language.replace("language-", ""), lines,
             title: (block.querySelector(".filename") || {}).textContent || ""};
   };
@@ -60,9 +57,7 @@ PREPARE = """
 """
 # One round trip per block: read what the last click copied and leave a marker for
 # the next one; then reveal the next block as a reader would (open its <details>,
-# select its tab), scroll it into view, wait for its copy button (the theme sets a
-# block up when it first comes into view: `content.lazy` in mkdocs.yml) and say
-# where to click.
+# select its tab), scroll it into view, find its copy button and say where to click.
 STEP = """
 async ([nothing, index]) => {
   const copied = await navigator.clipboard.readText();
@@ -80,11 +75,7 @@ async ([nothing, index]) => {
   }
   code.scrollIntoView({block: "center"});
   const selector = ":scope > .md-code__nav > button.md-code__button[data-md-type='copy']";
-  let button = code.parentElement.querySelector(selector);
-  for (let waited = 0; !button && waited < 3000; waited += 25) {
-    await new Promise(resolve => setTimeout(resolve, 25));
-    button = code.parentElement.querySelector(selector);
-  }
+  const button = code.parentElement.querySelector(selector);
   const block = window.__describeBlock(code);
   if (!button) return {copied, block, visible: false};
   button.scrollIntoView({block: "center"});

@@ -154,7 +154,7 @@ def test_the_zensical_build_requests_nothing_outside_the_site_in_a_browser(
     back to CDNs for Mermaid and others); diagrams arrive drawn, as in the MkDocs build."""
     # The theme's scripts are the same on every page; what a page has decides what
     # they fetch. So: each chapter's index and its largest page, which has the most
-    # kinds of content (tabs, diagrams, annotations, tooltips, outputs).
+    # kinds of content (tabs, diagrams, tables, outputs).
     chapters: dict[str, list[Path]] = {}
     for p in zensical_site.rglob("index.html"):
         chapter = "" if p.parent == zensical_site else p.relative_to(zensical_site).parts[0]
