@@ -16,7 +16,10 @@ it is built here, into the HTML:
   hides it then (`extra.css`). The button says which block it copies
   (`data-clipboard-target`), as Material's did; `site.js` copies on click.
 - each table is wrapped in the two <div>s that let a wide table scroll sideways
-  inside the page instead of widening it.
+  inside the page instead of widening it;
+- each code block carries its number of lines, from which the stylesheet
+  reserves its height while the browser skips laying out a block far from view
+  (`content-visibility` in `extra.css`).
 
 The longest pages are mostly highlighted code: 8,000-11,000 elements, each of
 which Chromium styles and lays out as the page loads. Pygments wraps every token
@@ -35,19 +38,22 @@ CODE = re.compile(r"(<code[^>]*>)(.*?)</code>", re.DOTALL)
 # Token classes that Material's stylesheets colour like the code around them, or not at all.
 PLAIN = re.compile(r'<span class="(?:n|w)">([^<]*)</span>')
 TWINS = re.compile(r'<span class="([\w ]+)">([^<]*)</span><span class="\1">([^<]*)</span>')
-PRE = re.compile(r"<pre>(<span></span>)?<code")
+PRE = re.compile(r"<pre>(<span></span>)?<code>(.*?)</code>", re.DOTALL)
 TABLE = re.compile(r"<table>(.*?)</table>", re.DOTALL)
 COPY = ('<div class="md-code__nav"><button class="md-code__button" title="Copy to clipboard" '
         'data-clipboard-target="#__code_{n} &gt; code" data-md-type="copy"></button></div>')
 
 
 def copy_buttons(html: str) -> str:
-    """Number each ``<pre>`` of the page and put a copy button before its code."""
+    """Number each ``<pre>`` of the page, put a copy button before its code, and
+    give the code its number of lines (``--ed-lines``, for ``extra.css``)."""
     count = iter(range(1_000_000))
 
     def button(match: re.Match[str]) -> str:
-        n = next(count)
-        return f'<pre id="__code_{n}">{match.group(1) or ""}{COPY.format(n=n)}<code'
+        n, code = next(count), match.group(2)
+        lines = code.count("\n") + (not code.endswith("\n"))
+        return (f'<pre id="__code_{n}">{match.group(1) or ""}{COPY.format(n=n)}'
+                f'<code style="--ed-lines: {lines}">{code}</code>')
 
     return PRE.sub(button, html)
 

@@ -60,18 +60,25 @@ def page(browser, site_url):
     assert_same_origin(requests, site_url)
 
 
-# Every code block comes with its copy button from the build (docs/_hooks/speed.py);
-# once the page is drawn, site.js makes each block or table too wide for the page
-# focusable, so that a keyboard can scroll it. Wait for that before an audit.
+# Every code block comes with its copy button from the build (docs/_hooks/speed.py).
+# site.js makes a block or table too wide for the page focusable (so a keyboard can
+# scroll it) when it first comes into view, as a block far from view is not laid
+# out until then (extra.css). Bring each into view, as a reader scrolling down the
+# page would, before an audit.
 SET_UP_CODE_BLOCKS = """
 async (selector) => {
-  const wide = () => [...document.querySelectorAll(`${selector}, .md-typeset__scrollwrap`)]
-    .filter(el => el.checkVisibility() && el.scrollWidth > el.clientWidth);
-  const missing = () => [
-    ...[...document.querySelectorAll(selector)].filter(code => code.checkVisibility()
-        && !code.parentElement.querySelector(":scope > .md-code__nav > .md-code__button")),
-    ...wide().filter(el => el.getAttribute("tabindex") !== "0"),
-  ];
+  const frame = () => new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  const shown = [...document.querySelectorAll(`${selector}, .md-typeset__scrollwrap`)]
+    .filter(el => el.checkVisibility());
+  for (const el of shown) {
+    el.scrollIntoView({block: "center"});
+    await frame();
+  }
+  window.scrollTo(0, 0);
+  await frame();
+  const missing = () => shown.filter(el =>
+    (el.matches(selector) && !el.parentElement.querySelector(":scope > .md-code__nav > .md-code__button"))
+    || (el.scrollWidth > el.clientWidth && el.getAttribute("tabindex") !== "0"));
   for (let waited = 0; missing().length && waited < 3000; waited += 50)
     await new Promise(resolve => setTimeout(resolve, 50));
   return missing().length;

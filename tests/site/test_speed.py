@@ -28,14 +28,15 @@ TABLES_PAGE = "event_sourcing/event_store/"  # long too, with four tables
 # --- The build hook ---------------------------------------------------------------
 
 def test_each_code_block_gets_a_numbered_copy_button_for_its_own_code():
-    html = ('<p>x</p><pre><span></span><code>a = 1</code></pre>'
+    html = ('<p>x</p><pre><span></span><code>a = 1\nb = 2\n</code></pre>'
             '<div><pre><code>b</code></pre></div>')
     built = speed.copy_buttons(html)
     assert built.count('class="md-code__button"') == 2
-    for n, code in enumerate(["a = 1", "b"]):
+    for n, (code, lines) in enumerate([("a = 1\nb = 2\n", 2), ("b", 1)]):
         assert re.search(rf'<pre id="__code_{n}">(<span></span>)?<div class="md-code__nav">'
                          rf'<button [^>]*data-clipboard-target="#__code_{n} &gt; code"'
-                         rf'[^>]*></button></div><code>{code}</code>', built), built
+                         rf'[^>]*></button></div><code style="--ed-lines: {lines}">{code}</code>',
+                         built), built
     assert speed.copy_buttons("<p>no code</p>") == "<p>no code</p>"
 
 
@@ -158,6 +159,29 @@ def test_the_page_canvas_follows_the_palette_without_the_theme_meta(page):
     assert page.evaluate(root) == "normal"
     page.evaluate("document.body.setAttribute('data-md-color-scheme', 'slate')")
     assert page.evaluate(root) == "dark"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1280, 360])
+def test_code_far_from_view_is_not_laid_out_and_its_height_is_reserved_exactly(browser, site_url, width):
+    """The browser skips laying out a code block far from view (extra.css), keeping
+    its height from its number of lines: when the block is laid out, nothing moves."""
+    context = browser.new_context(base_url=site_url, viewport={"width": width, "height": 800})
+    page = context.new_page()
+    page.goto(TABLES_PAGE, wait_until="load")
+    page.wait_for_timeout(300)
+    heights = """() => [...document.querySelectorAll('.md-typeset pre > code')]
+        .filter(c => c.checkVisibility()).map(c => c.getBoundingClientRect().height)"""
+    skipped = page.evaluate("""() => [...document.querySelectorAll('.md-typeset pre > code > *')]
+        .filter(el => !el.checkVisibility({contentVisibilityAuto: true})).length""")
+    reserved = page.evaluate(heights)
+    page.add_style_tag(content=".md-typeset pre > code { content-visibility: visible !important; }")
+    laid_out = page.evaluate(heights)
+    context.close()
+    assert skipped > 1000, skipped  # most of the page's code waits
+    assert len(reserved) >= 5 and len(reserved) == len(laid_out)
+    moved = [(round(r), round(a)) for r, a in zip(reserved, laid_out) if abs(r - a) > 1]
+    assert not moved, f"reserved vs laid-out heights (px): {moved}"
 
 
 @pytest.mark.browser

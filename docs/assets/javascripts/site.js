@@ -519,26 +519,33 @@
   }
 
   // --- Wide code blocks and tables can be focused to scroll them -------------------
-  // Checked once the page is drawn (reading widths then costs no layout), and again
-  // when the window is resized or a tab or a collapsed block shows other ones.
+  // Checked when one comes into view. A code block far from view is not laid out
+  // (extra.css) and cannot be measured until it is: it is checked when it comes
+  // into view if laid out by then, or else when the browser lays it out. Checked
+  // again, for those seen, when the window is resized.
 
-  const idle = window.requestIdleCallback || ((run) => setTimeout(run, 1));
-  let widthsQueued = false;
-  function checkWidths() {
-    if (widthsQueued) return;
-    widthsQueued = true;
-    idle(() => {
-      widthsQueued = false;
-      for (const el of $$(".md-content pre > code, .md-typeset__scrollwrap")) {
-        if (el.scrollWidth > el.clientWidth) el.setAttribute("tabindex", "0");
-        else if (el.hasAttribute("tabindex")) el.removeAttribute("tabindex");
-      }
-    });
+  const seen = new Set();
+  function checkWidth(el) {
+    seen.add(el);
+    if (el.scrollWidth > el.clientWidth) el.setAttribute("tabindex", "0");
+    else if (el.hasAttribute("tabindex")) el.removeAttribute("tabindex");
   }
-  addEventListener("resize", checkWidths);
-  document.addEventListener("toggle", checkWidths, true);
-  document.addEventListener("change", (event) => {
-    if (event.target.closest?.(".tabbed-set")) checkWidths();
+  const laidOut = (el) => !el.firstElementChild || !el.firstElementChild.checkVisibility ||
+    el.firstElementChild.checkVisibility({ contentVisibilityAuto: true });
+  document.addEventListener("contentvisibilityautostatechange", (event) => {
+    if (!event.skipped && event.target.matches("pre > code")) checkWidth(event.target);
+  }, true);
+  const inView = new IntersectionObserver((entries) => {
+    for (const { target, isIntersecting } of entries)
+      if (isIntersecting && laidOut(target)) checkWidth(target);
+  });
+  function watchWidths() {
+    for (const el of $$(".md-content pre > code, .md-typeset__scrollwrap")) inView.observe(el);
+  }
+  let resized = 0;
+  addEventListener("resize", () => {
+    clearTimeout(resized);
+    resized = setTimeout(() => seen.forEach(checkWidth), 250);
   });
 
   // --- Focus rings for the keyboard ------------------------------------------------
@@ -583,7 +590,7 @@
   setUpSearch();
   sections();
   tabbed();
-  checkWidths();
+  watchWidths();
   if (location.hash) openTarget();
-  idle(showCurrentPage);
+  (window.requestIdleCallback || setTimeout)(showCurrentPage);
 })();
