@@ -17,8 +17,10 @@ Differences from the MkDocs build, on purpose:
   partials, and Zensical's differ (its search dialog is a different widget,
   already named for screen readers).
 * Hooks that rewrite the HTML (``on_page_content``, ``on_post_build``) do not
-  run: in this site they add the Run buttons (docs/_hooks/pyodide.py) and
-  publish Pyodide.
+  run: in this site they add the Run buttons (docs/_hooks/pyodide.py), publish
+  Pyodide, and build in the copy buttons, table wrappers and code line counts
+  that stand in for Material's script (docs/_hooks/speed.py); Zensical's own
+  script does those in the browser.
 
 Zensical is pinned at 0.0.73: 0.0.74 and later (0.1.x) require `zensical-ui`,
 which PyPI does not serve.
