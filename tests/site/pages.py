@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = ROOT / "snippets"
 # The code blocks of a page's content, each of which the theme gives a copy button.
 CODE_BLOCKS = "[data-md-component='content'] pre:not(.mermaid) > code"
+# A style that makes the browser lay out every code block, which extra.css lets it
+# skip while far from view: for checks that read what is laid out (axe, heights).
+LAY_OUT_ALL_CODE = ".md-typeset pre > code { content-visibility: visible !important; }"
 
 
 def hook(name: str):

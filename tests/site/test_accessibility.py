@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.site.conftest import assert_same_origin, record_requests, set_up_code_blocks
-from tests.site.pages import site_pages
+from tests.site.pages import LAY_OUT_ALL_CODE, site_pages
 
 pytestmark = pytest.mark.browser
 
@@ -144,7 +144,7 @@ SCHEMES = {"light": "default", "dark": "slate"}
 # the layout of blocks far from view (extra.css), which changes no colour, but axe
 # judges contrast from what is laid out.
 STILL = ("*, *::before, *::after { transition: none !important; animation: none !important; }"
-         " .md-typeset pre > code { content-visibility: visible !important; }")
+         " " + LAY_OUT_ALL_CODE)
 
 
 @pytest.mark.timeout(1200)

@@ -17,7 +17,7 @@ import re
 
 import pytest
 
-from tests.site.pages import hook, site_pages, snippet_modules, soup_of
+from tests.site.pages import LAY_OUT_ALL_CODE, hook, site_pages, snippet_modules, soup_of
 
 speed = hook("speed")
 
@@ -175,7 +175,7 @@ def test_code_far_from_view_is_not_laid_out_and_its_height_is_reserved_exactly(b
     skipped = page.evaluate("""() => [...document.querySelectorAll('.md-typeset pre > code > *')]
         .filter(el => !el.checkVisibility({contentVisibilityAuto: true})).length""")
     reserved = page.evaluate(heights)
-    page.add_style_tag(content=".md-typeset pre > code { content-visibility: visible !important; }")
+    page.add_style_tag(content=LAY_OUT_ALL_CODE)
     laid_out = page.evaluate(heights)
     context.close()
     assert skipped > 1000, skipped  # most of the page's code waits
