@@ -17,6 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# One Hypothesis profile for the whole suite. A loaded machine (CI runs two workers,
+# each starting engines and Chromium) must not fail a correct example: no deadline,
+# no "too slow" health check. A failure prints the blob that replays it.
+settings.register_profile(
+    "edd", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.load_profile("edd")
 
 ROOT = Path(__file__).resolve().parents[1]
 SNIPPETS = ROOT / "snippets"
