@@ -112,6 +112,14 @@ class Engine:
         self.stop()
         return self.start()
 
+    def kill(self) -> None:
+        """Crash the engine: SIGKILL to its whole process group (the server and every
+        child it started), so that nothing gets a chance to flush or checkpoint."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(self.stop_timeout)
+
 
 def wait_until(check: Callable[[], bool], *, timeout: float, process: subprocess.Popen[bytes],
                what: str, log: Path) -> None:
@@ -176,12 +184,15 @@ def engine_dirs() -> Iterator[list[Path]]:
 
 
 # ---------------------------------------------------------------- Redis
-def _redis(dirs: list[Path], appendonly: bool = False) -> Engine:
+def _redis(dirs: list[Path], appendonly: bool = False, defaults: bool = False) -> Engine:
+    """A Redis server with no persistence, or the append-only file (``appendonly``), or
+    Redis's own defaults for persistence (``defaults``: RDB snapshots only)."""
     binary = need("redis-server", "apt-get install redis-server")
     port, data = free_port(), make_data_dir("redis")
     dirs.append(data)
-    command = [binary, "--port", str(port), "--bind", HOST, "--save", "",
-               "--appendonly", "yes" if appendonly else "no", "--dir", str(data),
+    persistence = [] if defaults else [
+        "--save", "", "--appendonly", "yes" if appendonly else "no"]
+    command = [binary, "--port", str(port), "--bind", HOST, *persistence, "--dir", str(data),
                "--daemonize", "no", "--logfile", "", "--protected-mode", "no"]
     return Engine("redis", f"redis://{HOST}:{port}/0", port, data, command,
                   ready=lambda: tcp_reply(port, b"PING\r\n").startswith(b"+PONG"))

@@ -76,15 +76,18 @@ async def stream(broker, topic: str, first: int, confirmed: list[int],
         await asyncio.sleep(0.005)  # a steady stream, not a flood, while the server stops
 
 
-@pytest.mark.parametrize("shutdown", [signal.SIGINT, signal.SIGQUIT],
-                         ids=["fast shutdown", "immediate shutdown, recovery from the WAL"])
+@pytest.mark.parametrize("shutdown", [signal.SIGINT, signal.SIGQUIT, signal.SIGKILL],
+                         ids=["fast shutdown", "immediate shutdown, recovery from the WAL",
+                              "SIGKILL of every server process, recovery from the WAL"])
 def test_committed_messages_survive_a_postgres_restart_mid_stream_and_acks_hold(
         postgres_factory, shutdown):
     """Stop the server while a publisher streams and a consumer holds leased rows, start it
     on the same data directory, and drain. SIGQUIT skips the shutdown checkpoint, so the
-    server must replay its write-ahead log, as after a crash."""
+    server must replay its write-ahead log, as after a crash; SIGKILL to the postmaster
+    and all its backends is the crash itself."""
     engine = postgres_factory()
     engine.stop_signal = shutdown
+    stop = engine.kill if shutdown == signal.SIGKILL else engine.stop
     topic = "coaching.entries"
 
     async def started_at(url: str):
@@ -103,7 +106,7 @@ def test_committed_messages_survive_a_postgres_restart_mid_stream_and_acks_hold(
         flowing = asyncio.Event()
         publisher = asyncio.create_task(stream(broker, topic, 10, confirmed, flowing))
         await flowing.wait()
-        await asyncio.to_thread(engine.stop)  # mid-stream
+        await asyncio.to_thread(stop)  # mid-stream
         failed = await publisher
         await asyncio.to_thread(engine.start)  # the same cluster, the same data directory
         restarted = await started_at(engine.url) != first_start
@@ -124,7 +127,7 @@ def test_committed_messages_survive_a_postgres_restart_mid_stream_and_acks_hold(
     bodies = [m.body.decode() for m in drained]
     assert restarted
     recovered = "automatic recovery in progress" in engine.log_path.read_text()
-    assert recovered == (shutdown == signal.SIGQUIT)
+    assert recovered == (shutdown != signal.SIGINT)
     assert set(bodies) == {f"entry-{n}" for n in range(4, failed + 5)}  # nothing committed lost
     assert not {"entry-0", "entry-1", "entry-2", "entry-3"} & set(bodies)  # acks held
     duplicates = {b for b in bodies if bodies.count(b) > 1}

@@ -8,6 +8,7 @@ import uuid
 
 import aio_pika
 import aiormq
+import pytest
 
 from snippets.messaging.message_queues_rabbitmq import connect, main
 from tests.messaging.conftest import run
@@ -119,10 +120,13 @@ async def stream(broker, topic: str, first: int, confirmed: list[int],
         await asyncio.sleep(0.005)  # a steady stream, not a flood, while the broker stops
 
 
+@pytest.mark.parametrize("crash", [False, True], ids=["SIGTERM", "SIGKILL"])
 def test_persistent_messages_survive_a_rabbitmq_restart_mid_stream_and_acks_hold(
-        rabbitmq_factory):
-    """Stop the node (SIGTERM) while a publisher streams and a consumer holds messages,
-    start it again on the same data directory, and drain the durable queue."""
+        rabbitmq_factory, crash):
+    """Stop the node (SIGTERM) or kill it (SIGKILL to the node and its children) while a
+    publisher streams and a consumer holds messages, start it again on the same data
+    directory, and drain the durable queue. A confirm is sent once a persistent message
+    is on disk, so the kill loses nothing confirmed."""
     engine = rabbitmq_factory()
     topic = "coaching.entries"
 
@@ -140,7 +144,7 @@ def test_persistent_messages_survive_a_rabbitmq_restart_mid_stream_and_acks_hold
         flowing = asyncio.Event()
         publisher = asyncio.create_task(stream(broker, topic, 10, confirmed, flowing))
         await flowing.wait()
-        await asyncio.to_thread(engine.stop)  # SIGTERM, mid-stream
+        await asyncio.to_thread(engine.kill if crash else engine.stop)  # mid-stream
         failed = await publisher
         await asyncio.to_thread(engine.start)  # the same node, the same data directory
 
