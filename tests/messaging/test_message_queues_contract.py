@@ -9,13 +9,18 @@ when it leaves or is killed with SIGKILL, and what it acknowledged does not.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
 from snippets.messaging import message_queues_in_memory, message_queues_kafka
 from tests.engines import free_port
-from tests.messaging.conftest import LEASE, Backend, kill, run
+from tests.messaging.conftest import LEASE, ROOT, Backend, kill, make_backend, run
 
 JOBS = 30
 
@@ -355,3 +360,90 @@ def test_publish_many_keeps_order_and_refuses_the_whole_batch_for_one_bad_body(
     assert sorted(bodies) == sorted(expected)  # nothing of the refused batch
     if backend.ordered:
         assert bodies == expected
+
+
+CONTENDING_CONSUMERS = """
+    import ast, asyncio, json, sys
+    from snippets.messaging import (message_queues_nats, message_queues_postgres,
+        message_queues_rabbitmq, message_queues_redis)
+
+    name, url, options, topic, group, process = sys.argv[1:]
+    module = {"redis": message_queues_redis, "rabbitmq": message_queues_rabbitmq,
+              "nats": message_queues_nats, "postgres": message_queues_postgres}[name]
+    options = ast.literal_eval(options)
+
+    async def consume(index, handled, go):
+        broker = await module.connect(url, **options)  # a connection of its own
+        consumer = await broker.consumer(topic, group, f"p{process}-c{index}")
+        await go.wait()
+        idle = 0
+        while idle < 3:  # stop after three empty receives in a row
+            batch = await consumer.receive(max_messages=20, timeout=1.0)
+            idle = 0 if batch else idle + 1
+            for message in batch:
+                handled.append(message.body.decode())
+                await asyncio.sleep(0)  # a real handler awaits I/O here
+            await consumer.ack(batch)
+        await consumer.close()
+        await broker.close()
+
+    async def main():
+        lists, go = [[] for _ in range(3)], asyncio.Event()
+        tasks = [asyncio.create_task(consume(i, lists[i], go)) for i in range(3)]
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)  # all processes start together
+        go.set()
+        await asyncio.gather(*tasks)
+        print(json.dumps(lists), flush=True)
+
+    asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("name", ["redis", "rabbitmq", "nats", "postgres"])
+def test_nine_consumers_in_three_processes_handle_two_thousand_jobs_once_each(
+        name: str, request: pytest.FixtureRequest):
+    """Real contention: three processes of three consumers, each consumer on its own
+    connection, compete for 2,000 jobs published before they start. The lease is a minute,
+    so no job may come back by expiry: every duplicate would be two consumers holding the
+    same job at once. Every job is handled, none twice, and every consumer gets work."""
+    backend = make_backend(name, request)
+    if "lease" in backend.options:
+        backend.options = {**backend.options, "lease": 60.0}
+    group, jobs = backend.group(), 2000
+
+    async def publish():
+        broker = await backend.connect()
+        await broker.subscribe(backend.topic, group)
+        for start in range(0, jobs, 500):
+            await broker.publish_many(
+                backend.topic, [f"job-{n}".encode() for n in range(start, start + 500)])
+        await broker.close()
+
+    run(publish(), timeout=120)
+    script = textwrap.dedent(CONTENDING_CONSUMERS)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    children = [subprocess.Popen(
+        [sys.executable, "-c", script, name, backend.url, repr(backend.options),
+         backend.topic, group, str(p)], cwd=ROOT, env=env, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE) for p in range(3)]
+    try:
+        for child in children:
+            assert child.stdout.readline().strip() == "ready"
+        for child in children:
+            child.stdin.write("go\n")
+            child.stdin.close()
+        outputs = [child.stdout.read() for child in children]
+        for child in children:
+            child.wait(240)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                kill(child)
+    assert [child.returncode for child in children] == [0, 0, 0]
+    per_consumer = [handled for out in outputs for handled in json.loads(out)]
+    every = [job for handled in per_consumer for job in handled]
+    duplicates = len(every) - len(set(every))
+    assert duplicates == 0, f"{duplicates} jobs were handled twice"
+    assert sorted(every) == sorted(f"job-{n}" for n in range(jobs))
+    assert sum(1 for handled in per_consumer if handled) >= 6, [len(h) for h in per_consumer]
