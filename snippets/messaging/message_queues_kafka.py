@@ -7,8 +7,11 @@ consumers as partitions do work. Acknowledging commits the group's offset,
 which is a position, not a per-message flag: committing offset 8 settles 0
 to 7. So ``ack`` commits only up to the first record of each partition that
 is not yet acknowledged. A consumer that leaves or dies hands its partitions
-to the others, who resume from the committed offsets. Point it at a Kafka
-cluster with ``KAFKA_BOOTSTRAP`` (``host:port``).
+to the others, who resume from the committed offsets. When a consumer joins
+or leaves, the group rebalances: just before, each member commits what it
+acknowledged on the partitions it is about to lose and forgets the records it
+still holds there, which are read again from the committed offset. Point it
+at a Kafka cluster with ``KAFKA_BOOTSTRAP`` (``host:port``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ import re
 import sys
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    TopicPartition,
+)
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 
@@ -108,21 +116,27 @@ class KafkaBroker:
         """Join ``group`` as ``name``; offsets are committed only by ``ack``."""
         await self.subscribe(topic, group)
         client = AIOKafkaConsumer(
-            topic, bootstrap_servers=self.bootstrap, group_id=group, client_id=name,
+            bootstrap_servers=self.bootstrap, group_id=group, client_id=name,
             enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(self.session_timeout_ms // 4, 100),
             fetch_max_wait_ms=20)  # a waiting fetch on Tansu is not woken by new data
+        consumer = KafkaConsumer(client, name)
+        client.subscribe([topic], listener=consumer)  # told before partitions move
         await client.start()
-        return KafkaConsumer(client, name)
+        return consumer
 
     async def close(self) -> None:
         """Flush and stop the producer."""
         await self.producer.stop()
 
 
-class KafkaConsumer:
-    """Fetches records and commits, per partition, the acknowledged prefix."""
+class KafkaConsumer(ConsumerRebalanceListener):
+    """Fetches records and commits, per partition, the acknowledged prefix.
+
+    It is also the group's rebalance listener: ``aiokafka`` calls
+    ``on_partitions_revoked`` before partitions move to another member.
+    """
 
     def __init__(self, client: AIOKafkaConsumer, name: str) -> None:
         self.client, self.name = client, name
@@ -142,29 +156,57 @@ class KafkaConsumer:
 
     # --8<-- [start:ack]
     async def ack(self, messages: list[Message]) -> None:
-        """Commit, per partition, up to the first record not yet acknowledged."""
+        """Mark ``messages`` handled and commit each owned partition's acknowledged prefix.
+
+        A message whose partition was revoked since it was received is no
+        longer tracked: acknowledging it does nothing, and it is delivered
+        again from the committed offset.
+        """
         for message in messages:
             partition, offset = map(int, message.id.split(":"))
             for tp, outstanding in self._outstanding.items():
                 if tp.partition == partition and offset in outstanding:
                     outstanding[offset] = True
-        commits = {}
-        for tp, outstanding in self._outstanding.items():
+        await self._commit(list(self._outstanding))
+
+    async def _commit(self, partitions: list[TopicPartition]) -> None:
+        """Commit each partition up to its first record not yet acknowledged; forget
+        the committed records only once Kafka has taken the commit."""
+        plan = {}
+        for tp in partitions:
+            outstanding = self._outstanding[tp]
             done = 0
             for offset in sorted(outstanding):
                 if not outstanding[offset]:
                     break
-                done = offset + 1
-                del outstanding[offset]
+                done = offset + 1  # the offset of the next record to read
             if done:
-                commits[tp] = done  # the offset of the next record to read
-        if commits:
-            try:
-                await self.client.commit(commits)
-            except CommitFailedError as error:  # partitions moved: they will be read again
-                log.warning("%s: commit failed after a rebalance: %s", self.name, error)
-                self._outstanding.clear()
+                plan[tp] = (outstanding, done)
+        if not plan:
+            return
+        try:
+            await self.client.commit({tp: done for tp, (_, done) in plan.items()})
+        except CommitFailedError as error:  # the group moved on: keep the acks, retry later
+            log.warning("%s: commit failed after a rebalance: %s", self.name, error)
+            return
+        for outstanding, done in plan.values():
+            for offset in [o for o in outstanding if o < done]:
+                del outstanding[offset]
     # --8<-- [end:ack]
+
+    # --8<-- [start:rebalance]
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before a rebalance: commit what was acknowledged on ``revoked``, then forget
+        their records; those not yet committed are read again by the next owner."""
+        try:  # the partitions are still ours until this returns
+            await self._commit([tp for tp in revoked if tp in self._outstanding])
+        finally:  # what is left is read again, from the committed offset
+            self._outstanding = {tp: outstanding for tp, outstanding
+                                 in self._outstanding.items() if tp not in revoked}
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """After a rebalance: nothing to do, reading resumes at the committed offsets."""
+    # --8<-- [end:rebalance]
 
     async def close(self) -> None:
         """Leave the group without committing; the partitions move to the others."""
