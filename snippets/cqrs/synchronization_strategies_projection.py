@@ -11,8 +11,12 @@ One journal app, two ways to keep its read models in step with its events:
   then each new event as it commits) and applies batches, each with its
   checkpoint in the same transaction. Writes are cheaper and a broken read
   model refuses no write, but reads lag: :meth:`JournalApp.lag` measures by
-  how much. The read models may live in another file (``read_path``), so
-  that the projector only reads the log and never waits for its write lock.
+  how much. In the events' file, a command waits for the batch in flight,
+  and the projector lets waiting commands in before its next batch. The
+  read models may also live in another file (``read_path``): the projector
+  then reads the log through a connection of its own, which in WAL mode
+  takes no lock the writer waits for, and writes only to the read models'
+  file, so neither the writer nor the projector waits for the other.
 
 Every write returns its global position, a token. ``summary(user,
 at_least=token)`` waits until the read models have reached it and raises
@@ -85,10 +89,29 @@ def summarize(db: sqlite3.Connection, event: Event) -> None:
                "last_entry = excluded.last_entry", event.data)
 
 
+LOCK_TIMEOUT = 30.0  # seconds a connection waits for another's lock
+
+
 def connect(path: str | Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    return db
+    """Open ``path`` in autocommit and WAL mode, where readers never block the writer.
+
+    The switch to WAL needs the file to itself: while another connection is in
+    the middle of a write, SQLite refuses it at once with "database is locked"
+    instead of waiting out the busy timeout, so the switch is retried until it
+    succeeds or LOCK_TIMEOUT passes.
+    """
+    db = sqlite3.connect(path, timeout=LOCK_TIMEOUT, isolation_level=None,
+                         check_same_thread=False)
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return db
+        except sqlite3.DatabaseError as error:  # also: not a database at all
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                db.close()
+                raise
+            time.sleep(0.01)
 
 
 class JournalApp:
@@ -98,7 +121,8 @@ class JournalApp:
         path: the database file of the events (and of the read models, by default).
         mode: ``"inline"`` or ``"async"`` (see the module docstring).
         read_path: async mode only: keep the read models and their checkpoint in
-            this other file, so the projector never waits for the log's write lock.
+            this other file, so that the projector and the writer never wait for
+            each other's write lock.
         projections: the read models' update functions, in order.
         batch_size: events per projector transaction (async mode).
         poll_interval: how often waits look for progress made by other processes.
@@ -117,16 +141,17 @@ class JournalApp:
         self.poll_interval, self.clock = poll_interval, clock
         self._writer = connect(path)
         self._writer.executescript(LOG)
+        self._events = connect(path)  # the projector reads the log here, and never writes
         self._projector, self._reader = connect(read_path or path), connect(read_path or path)
         self._projector.executescript(READ_MODELS)
-        self._log = "events"
-        if read_path is not None:  # read the log from its own file, write only here
-            for db in (self._projector, self._reader):
-                db.execute("ATTACH DATABASE ? AS log", (str(path),))
+        self._log, self._shares_file = "events", read_path is None
+        if read_path is not None:  # queries only read: attaching the log locks nothing
+            self._reader.execute("ATTACH DATABASE ? AS log", (str(path),))
             self._log = "log.events"
         self._write_lock, self._read_lock = threading.Lock(), threading.Lock()
         self._changed = threading.Condition()  # an append or a checkpoint move, in-process
         self._appends = 0
+        self._writers = 0  # commands waiting for or holding the log's write lock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.failure: Exception | None = None  # why the projector thread stopped
@@ -138,21 +163,28 @@ class JournalApp:
         if not isinstance(words, int) or isinstance(words, bool) or words < 0:
             raise ValueError(f"words must be a whole number >= 0, not {words!r}")
         data = {"user": user, "entry_id": entry_id, "words": words}
-        with self._write_lock:
-            self._writer.execute("BEGIN IMMEDIATE")  # positions are handed out in commit order
-            try:
-                (head,) = self._writer.execute("SELECT coalesce(max(position), 0) FROM events"
-                                               ).fetchone()
-                event = Event(head + 1, f"journal-{user}", data, self.clock())
-                self._writer.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (
-                    event.position, event.stream, json.dumps(data), event.recorded_at))
-                if self.mode == "inline":  # the read models change in the same transaction
-                    self._apply(self._writer, [event])
-                self._writer.execute("COMMIT")
-            except BaseException:
-                if self._writer.in_transaction:
-                    self._writer.execute("ROLLBACK")
-                raise
+        with self._changed:  # counted, so that a projector in this file lets it in first
+            self._writers += 1
+        try:
+            with self._write_lock:
+                self._writer.execute("BEGIN IMMEDIATE")  # positions are handed out in commit order
+                try:
+                    (head,) = self._writer.execute("SELECT coalesce(max(position), 0) "
+                                                   "FROM events").fetchone()
+                    event = Event(head + 1, f"journal-{user}", data, self.clock())
+                    self._writer.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (
+                        event.position, event.stream, json.dumps(data), event.recorded_at))
+                    if self.mode == "inline":  # the read models change in the same transaction
+                        self._apply(self._writer, [event])
+                    self._writer.execute("COMMIT")
+                except BaseException:
+                    if self._writer.in_transaction:
+                        self._writer.execute("ROLLBACK")
+                    raise
+        finally:
+            with self._changed:
+                self._writers -= 1
+                self._changed.notify_all()
         self._notify(appended=True)
         return event.position
     # --8<-- [end:command]
@@ -179,23 +211,33 @@ class JournalApp:
                 seen = self._appends
             try:
                 applied = self.run_once()
-            except Exception as error:  # stop; the checkpoint stays before the failed batch
+            except Exception as error:  # noqa: BLE001 - stop; the checkpoint stays put
                 self.failure = error
                 self._notify()
                 return
-            if applied < self.batch_size:  # caught up: sleep until an append (or a poll)
-                with self._changed:
+            with self._changed:
+                if applied < self.batch_size:  # caught up: sleep until an append (or a poll)
                     self._changed.wait_for(
                         lambda seen=seen: self._appends != seen or self._stop.is_set(),
                         timeout=self.poll_interval)
+                elif self._shares_file and self._writers:  # one write lock: let a command in
+                    went_in = self._appends
+                    self._changed.wait_for(lambda went_in=went_in: self._appends != went_in
+                                           or not self._writers or self._stop.is_set())
 
     def run_once(self) -> int:
-        """Apply one batch after the checkpoint, in one transaction; return its size."""
-        self._projector.execute("BEGIN IMMEDIATE")
+        """Apply one batch after the checkpoint, in one transaction; return its size.
+
+        The transaction locks only the read models' file: the events come
+        through another connection, as a WAL read, which no writer waits for.
+        (Attaching the log to this connection instead would lock the log too:
+        ``BEGIN IMMEDIATE`` takes the write lock of every attached file.)
+        """
+        self._projector.execute("BEGIN IMMEDIATE")  # one batch at a time per read models' file
         try:
             (position,) = self._projector.execute("SELECT position FROM checkpoint").fetchone()
-            rows = self._projector.execute(
-                f"SELECT * FROM {self._log} WHERE position > ? ORDER BY position LIMIT ?",
+            rows = self._events.execute(  # committed events never change: any snapshot will do
+                "SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?",
                 (position, self.batch_size)).fetchall()
             batch = [Event(p, s, json.loads(d), r) for p, s, d, r in rows]
             self._apply(self._projector, batch)
@@ -278,7 +320,7 @@ class JournalApp:
 
     def close(self) -> None:
         self.stop()
-        for db in (self._writer, self._projector, self._reader):
+        for db in (self._writer, self._events, self._projector, self._reader):
             db.close()
 
     def _notify(self, appended: bool = False) -> None:

@@ -1,7 +1,7 @@
 """CQRS costs, measured: query latency with and without a read model, write throughput with
 inline and asynchronous projection, and projection lag under a sustained write load.
 
-Three data files, one per table on the Performance Considerations page:
+Four data files, one per table on the Performance Considerations page:
 
 * ``queries``: the coaching dashboard of one user answered from its read model, by
   replaying the whole log, and by replaying the user's events (indexed), at 1,000
@@ -14,11 +14,15 @@ Three data files, one per table on the Performance Considerations page:
 * ``lag``: a writer at a fixed rate for 3 s while the projector keeps 4 read models in their
   own file (synchronous=NORMAL, so that the projection's own cost shows, not the disk's);
   the lag of
-  each event is the time from its commit to the commit of the batch that applied it.
+  each event is the time from its commit to the commit of the batch that applied it;
+* ``lock_waits``: how long each of 300 commands, paced at 200 a second, takes while a projector works through a
+  backlog in batches that each hold their transaction open for about 50 ms, with the read
+  models in the events' file or in their own, against no projector at all.
 """
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import tempfile
 import threading
@@ -170,27 +174,108 @@ def lag() -> list[list[object]]:
     return rows
 
 
-def main() -> None:
-    command = "make bench BENCH=cqrs"
+LOCK_WRITES = 300
+LOCK_RATE = 200  # commands per second, at most
+BACKLOG = 200_000  # more than the projector can apply while the writes run
+
+
+def slow_read_model(db, event) -> None:
+    """A read model that takes half a millisecond per event (an index, a remote call)."""
+    summarize(db, event)
+    time.sleep(0.0005)
+
+
+def lock_run(directory: Path, label: str, start: bool, apart: bool) -> list[object]:
+    path = directory / f"locks-{len(label)}.db"
+    app = open_app(path, False, mode="async", projections=[slow_read_model], batch_size=100,
+                   read_path=path.with_suffix(".read.db") if apart else None)
+    with app._writer:  # a backlog, appended directly: positions 1..BACKLOG
+        app._writer.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", (
+            (p, "journal-u0", '{"user": "u0", "entry_id": "b", "words": 1}', 0.0)
+            for p in range(1, BACKLOG + 1)))
+    batches: list[float] = []
+    app.on_batch = lambda batch, now: batches.append(time.perf_counter())
+    if start:
+        app.start()
+        while len(batches) < 2:  # the projector is in its stride
+            time.sleep(0.01)
+    waits = []
+    for i in range(LOCK_WRITES):
+        time.sleep(1 / LOCK_RATE)  # commands arrive spread over many batches
+        began = time.perf_counter()
+        app.write_entry(f"u{i % USERS}", f"e{i}", 100)
+        waits.append(time.perf_counter() - began)
+    applied = app.position()
+    app.close()
+    assert not start or applied < BACKLOG, "the backlog ran out: the projector was idle"
+    lengths = [b - a for a, b in itertools.pairwise(batches)]
+    cuts = statistics.quantiles(waits, n=100)
+    return [label, ms(statistics.median(lengths)) if lengths else "-",
+            ms(statistics.median(waits)), ms(cuts[98]), ms(max(waits)),
+            f"{sum(w > 0.005 for w in waits)}"]
+
+
+def lock_waits() -> list[list[object]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, start, apart in [("no projector", False, False),
+                                    ("projector, read models in their own file", True, True),
+                                    ("projector, read models in the events' file", True, False)]:
+            rows.append(lock_run(Path(tmp), label, start, apart))
+            print(rows[-1], flush=True)
+    return rows
+
+
+COMMAND = "make bench BENCH=cqrs"
+
+
+def write_queries() -> None:
     support.write("cqrs/performance_considerations_queries",
                   columns=["Events", "Answered by", "Rows read", "Median (ms)", "Relative"],
-                  rows=queries(), command=command,
+                  rows=queries(), command=COMMAND,
                   note=f"SQLite in memory, {USERS} users, one user's dashboard; median of "
                        "201, 21 and 3 runs after a warm-up.")
+
+
+def write_writes() -> None:
     support.write("cqrs/performance_considerations_writes",
                   columns=["Durability", "Read models", "Commands/s", "Relative",
                            "Read models current after the last write"],
-                  rows=writes(), command=command,
+                  rows=writes(), command=COMMAND,
                   note=f"{WRITES:,} commands, one per transaction, one writer thread, SQLite "
                        "file in WAL mode on ext4; in async mode the projector thread runs in "
-                       "the same process and competes for the same write lock.")
+                       "the same process; in the same file it competes for the same write "
+                       "lock, in its own file it only reads the log.")
+
+
+def write_lag() -> None:
     support.write("cqrs/performance_considerations_lag",
                   columns=["Target writes/s", "Achieved writes/s", "Lag p50 (ms)",
                            "Lag p99 (ms)", "Lag max (ms)", "Most events behind"],
-                  rows=lag(), command=command,
+                  rows=lag(), command=COMMAND,
                   note=f"{LOAD_SECONDS:.0f} s of writes per row (synchronous=NORMAL), 4 read "
                        "models in their own file, projector batches of up to 100; lag = "
                        "projector commit time - event append time.")
+
+
+def write_lock_waits() -> None:
+    support.write("cqrs/performance_considerations_lock_waits",
+                  columns=["While the commands run", "Batch length, median (ms)",
+                           "Command median (ms)", "Command p99 (ms)", "Command max (ms)",
+                           "Commands over 5 ms"],
+                  rows=lock_waits(), command=COMMAND,
+                  note=f"{LOCK_WRITES} commands, one writer thread pausing 1/{LOCK_RATE} s "
+                       "before each (synchronous=NORMAL); the projector thread, in the same "
+                       "process, works through a backlog in batches of 100 events at 0.5 ms "
+                       "each; batch length = time between two batch commits.")
+
+
+def main() -> None:
+    """Write the four data files (each ``write_*`` function also runs alone)."""
+    write_queries()
+    write_writes()
+    write_lag()
+    write_lock_waits()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Inline and asynchronous projection: read-your-writes with a token, measured lag, a
-projector killed mid-batch, failures between apply and checkpoint, concurrent writers."""
+projector killed mid-batch, failures between apply and checkpoint, concurrent writers, and
+who waits for whose write lock."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -208,7 +211,7 @@ def test_writers_in_threads_each_read_their_own_writes_and_nothing_is_skipped(ap
             for i in range(1, 41):
                 token = app.write_entry(user, f"{user}-{i}", i)
                 assert app.summary(user, at_least=token, timeout=10).entries == i
-        except Exception as error:  # pragma: no cover - reported below
+        except Exception as error:  # noqa: BLE001  # pragma: no cover - reported below
             errors.append(error)
 
     threads = [threading.Thread(target=writer, args=(f"u{n}",)) for n in range(4)]
@@ -326,3 +329,255 @@ def test_main_shows_inline_then_async_a_stale_read_and_a_broken_read_model(capsy
     assert lines[6] == ("started, read  : Summary(user='ana', entries=3, words=306, "
                         "last_entry='e3', as_of=3)")
     assert lines[-1] == "lag            : 1 event behind"
+
+
+# ------------------------------------------------------------------ locks
+def never_wait(app: JournalApp) -> None:
+    """Give every connection of ``app`` a busy timeout of 0: any lock wait fails at once."""
+    for db in vars(app).values():
+        if isinstance(db, sqlite3.Connection):
+            db.execute("PRAGMA busy_timeout=0")
+
+
+class HeldWrite:
+    """A clock that holds the next write inside its transaction until released."""
+
+    def __init__(self) -> None:
+        self.armed, self.inside, self.release = (threading.Event(), threading.Event(),
+                                                 threading.Event())
+
+    def __call__(self) -> float:
+        if self.armed.is_set():  # write_entry asks the time inside its write transaction
+            self.armed.clear()
+            self.inside.set()
+            assert self.release.wait(60)
+        return 100.0
+
+
+def holding_batch(at: int) -> tuple[threading.Event, threading.Event, object]:
+    """A projection that stops inside the projector's transaction at position ``at``."""
+    inside, release = threading.Event(), threading.Event()
+
+    def held(db, event) -> None:
+        summarize(db, event)
+        if event.position == at:
+            inside.set()
+            assert release.wait(60)
+
+    return inside, release, held
+
+
+def test_a_batch_in_flight_in_its_own_file_never_makes_the_writer_wait(tmp_path):
+    inside, release, held = holding_batch(at=1)
+    app = JournalApp(tmp_path / "log.db", mode="async", read_path=tmp_path / "read.db",
+                     projections=[held])
+    app.write_entry("ana", "e1", 10)
+    never_wait(app)
+    batch = threading.Thread(target=app.run_once)
+    batch.start()
+    try:
+        assert inside.wait(60)  # the batch has applied e1 and holds its transaction open
+        tokens = [app.write_entry("ana", f"e{i}", 10 * i) for i in (2, 3)]
+    finally:
+        release.set()
+        batch.join(60)
+    assert tokens == [2, 3]
+    assert (app.position(), app.head()) == (1, 3)  # the batch committed e1 only
+    assert app.run_once() == 2
+    app.close()
+    assert read_model(tmp_path / "read.db") == folded(tmp_path / "log.db") == {
+        "ana": (3, 60, "e3")}
+
+
+def test_a_write_in_flight_never_makes_a_batch_in_its_own_file_wait(tmp_path):
+    clock = HeldWrite()
+    app = JournalApp(tmp_path / "log.db", mode="async", read_path=tmp_path / "read.db",
+                     clock=clock)
+    app.write_entry("ana", "e1", 10)
+    never_wait(app)
+    clock.armed.set()
+    tokens: list[int] = []
+    writer = threading.Thread(target=lambda: tokens.append(app.write_entry("ana", "e2", 20)))
+    writer.start()
+    try:
+        assert clock.inside.wait(60)  # e2's write transaction is open, the log's lock held
+        assert app.run_once() == 1
+        assert app.position() == 1
+    finally:
+        clock.release.set()
+        writer.join(60)
+    assert tokens == [2]
+    assert app.run_once() == 1
+    assert app.summary("ana", at_least=2, timeout=0).words == 30
+    app.close()
+
+
+def test_in_one_file_the_writer_waits_for_a_batch_in_flight(tmp_path):
+    inside, release, held = holding_batch(at=1)
+    app = JournalApp(tmp_path / "journal.db", mode="async", projections=[held])
+    app.write_entry("ana", "e1", 10)
+    never_wait(app)
+    batch = threading.Thread(target=app.run_once)
+    batch.start()
+    try:
+        assert inside.wait(60)
+        with pytest.raises(sqlite3.OperationalError, match="^database is locked$"):
+            app.write_entry("ana", "e2", 20)  # one file, one write lock
+    finally:
+        release.set()
+        batch.join(60)
+    assert (app.head(), app.position()) == (1, 1)  # the refused write stored nothing
+    assert app.write_entry("ana", "e2", 20) == 2
+    app.close()
+
+
+def test_opening_while_another_connection_writes_waits_for_it_instead_of_failing(
+        tmp_path, monkeypatch):
+    import snippets.cqrs.synchronization_strategies_projection as module
+
+    path = tmp_path / "journal.db"
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    blocker.execute("CREATE TABLE notes (text TEXT)")  # mid-write, not yet in WAL mode
+    blocker.execute("INSERT INTO notes VALUES ('kept')")
+    progress, retried = threading.Event(), []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        retried.append(seconds)
+        progress.set()
+        real_sleep(seconds)
+
+    monkeypatch.setattr(module, "time", SimpleNamespace(
+        sleep=sleep, monotonic=time.monotonic, time=time.time))
+    opened: dict[str, object] = {}
+
+    def open_app() -> None:
+        try:
+            opened["app"] = JournalApp(path, mode="async")
+        except Exception as error:  # noqa: BLE001 - shown by the assertion below
+            opened["error"] = error
+        finally:
+            progress.set()
+
+    thread = threading.Thread(target=open_app)
+    thread.start()
+    assert progress.wait(60)
+    try:
+        assert "error" not in opened, opened.get("error")
+        assert retried and retried[0] == 0.01  # the WAL switch was refused, and is retried
+    finally:
+        blocker.execute("COMMIT")
+        thread.join(60)
+    app = opened["app"]
+    assert app.write_entry("ana", "e1", 10) == 1
+    app.close()
+    blocker.close()
+    with sqlite3.connect(path) as db:  # in WAL mode now, and the other's write is kept
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("SELECT * FROM notes").fetchall() == [("kept",)]
+
+
+def test_opening_gives_up_after_the_lock_timeout_and_loses_nothing(tmp_path, monkeypatch):
+    import snippets.cqrs.synchronization_strategies_projection as module
+
+    path = tmp_path / "journal.db"
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("CREATE TABLE notes (text TEXT)")
+    blocker.execute("INSERT INTO notes VALUES ('kept')")
+    blocker.execute("BEGIN IMMEDIATE")
+    blocker.execute("INSERT INTO notes VALUES ('in flight')")  # never committed by the test
+    monkeypatch.setattr(module, "LOCK_TIMEOUT", 0.2)
+    began = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="^database is locked$"):
+        JournalApp(path, mode="async")
+    assert time.monotonic() - began >= 0.2
+    blocker.execute("COMMIT")
+    app = JournalApp(path, mode="async")
+    assert [app._writer.execute("PRAGMA busy_timeout").fetchone()[0],
+            app._writer.execute("PRAGMA journal_mode").fetchone()[0]] == [200, "wal"]
+    assert app._writer.execute("SELECT * FROM notes").fetchall() == [("kept",), ("in flight",)]
+    app.close()
+    blocker.close()
+
+
+def test_in_one_file_a_waiting_write_goes_in_before_the_projectors_next_batch(tmp_path):
+    inside, release, held = holding_batch(at=1)
+    seen_at_write: list[int] = []
+    app = JournalApp(tmp_path / "journal.db", mode="async", projections=[held], batch_size=10,
+                     clock=lambda: seen_at_write.append(app.position()) or 100.0)
+    for i in range(50):  # a backlog of five batches
+        app.write_entry("ana", f"e{i}", 1)
+    seen_at_write.clear()
+    waiting = threading.Event()
+    app._writer.set_trace_callback(lambda sql: sql == "BEGIN IMMEDIATE" and waiting.set())
+    app.start()
+    assert inside.wait(60)  # the first batch holds the file's write lock
+    tokens: list[int] = []
+    writer = threading.Thread(target=lambda: tokens.append(app.write_entry("bo", "late", 7)))
+    writer.start()
+    try:
+        assert waiting.wait(60)  # the write is asking for the lock
+    finally:
+        release.set()
+    writer.join(60)
+    assert tokens == [51]
+    assert seen_at_write == [10]  # it went in right after the batch in flight, not after all
+    app.wait_for(51, timeout=30)
+    app.close()
+    assert read_model(tmp_path / "journal.db") == folded(tmp_path / "journal.db")
+
+
+def test_in_its_own_file_the_projector_keeps_applying_while_a_command_holds_the_log(tmp_path):
+    clock = HeldWrite()
+    app = JournalApp(tmp_path / "log.db", mode="async", read_path=tmp_path / "read.db",
+                     batch_size=10, poll_interval=0.02, clock=clock)
+    for i in range(30):
+        app.write_entry("ana", f"e{i}", 1)
+    never_wait(app)
+    clock.armed.set()
+    writer = threading.Thread(target=app.write_entry, args=("bo", "late", 7))
+    writer.start()
+    try:
+        assert clock.inside.wait(60)  # a command holds the log's write lock
+        app.start()
+        app.wait_for(30, timeout=30)  # three batches commit meanwhile
+        assert (app.position(), app.head(), app.failure) == (30, 30, None)
+    finally:
+        clock.release.set()
+        writer.join(60)
+    app.wait_for(31, timeout=30)
+    app.close()
+    assert read_model(tmp_path / "read.db") == folded(tmp_path / "log.db")
+
+
+def test_attaching_the_log_to_a_connection_that_begins_immediate_locks_the_log(tmp_path):
+    app = JournalApp(tmp_path / "log.db", mode="async", read_path=tmp_path / "read.db")
+    never_wait(app)
+    attached = sqlite3.connect(tmp_path / "read.db", isolation_level=None)
+    attached.execute("ATTACH DATABASE ? AS log", (str(tmp_path / "log.db"),))
+    attached.execute("BEGIN IMMEDIATE")  # meant for the read models only
+    with pytest.raises(sqlite3.OperationalError, match="^database is locked$"):
+        app.write_entry("ana", "e1", 10)
+    attached.execute("ROLLBACK")
+    assert app.write_entry("ana", "e1", 10) == 1
+    attached.close()
+    app.close()
+
+
+def test_a_file_that_is_not_a_database_is_refused_at_once_and_left_as_it_was(
+        tmp_path, monkeypatch):
+    import snippets.cqrs.synchronization_strategies_projection as module
+
+    path = tmp_path / "journal.db"
+    text = b"Ana's notes, not a database. " * 20
+    path.write_bytes(text)
+    retried: list[float] = []
+    monkeypatch.setattr(module, "LOCK_TIMEOUT", 0.5)
+    monkeypatch.setattr(module, "time", SimpleNamespace(
+        sleep=lambda seconds: retried.append(seconds) or time.sleep(seconds),
+        monotonic=time.monotonic, time=time.time))
+    with pytest.raises(sqlite3.DatabaseError, match="^file is not a database$"):
+        JournalApp(path, mode="async")
+    assert retried == []  # only a lock is worth waiting for
+    assert path.read_bytes() == text
