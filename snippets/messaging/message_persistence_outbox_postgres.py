@@ -1,20 +1,28 @@
-"""The transactional outbox on PostgreSQL, with a relay that never skips a late commit.
+"""The transactional outbox on PostgreSQL: a relay that never skips a late commit,
+keeps each user's events in order, and rides out a broker outage.
 
 ``save_entry`` writes the entry and its ``entry.created`` event in one
-transaction. The relay asks every time which rows are *unpublished*, instead
-of remembering the highest id it has seen: identity values are handed out
-when a row is inserted, not when its transaction commits, so a row with a
-lower id can become visible after a higher one. A relay that resumed "after
-id 42" would skip it forever. ``FOR UPDATE SKIP LOCKED`` lets several relays
-run side by side without publishing the same row twice, and a trigger's
-``NOTIFY`` (sent at commit) wakes an idle relay at once. Point it at your
-own database with ``DATABASE_URL``.
+transaction. The relay (a *polling publisher*) asks every time which rows
+are *unpublished*, instead of remembering the highest id it has seen:
+identity values are handed out when a row is inserted, not when its
+transaction commits, so a row with a lower id can become visible after a
+higher one, and a relay that resumed "after id 42" would skip it forever.
+
+Only one relay publishes at a time. Each relay first takes a session-level
+advisory lock; the others wait for it, and PostgreSQL hands it to one of
+them the moment the active relay's session ends, rolling back the batch it
+had not marked. Two relays publishing side by side (``FOR UPDATE SKIP
+LOCKED``) would reorder a user's events. When the broker fails, the relay
+keeps the rows, waits with capped exponential backoff and tries again. A
+trigger's ``NOTIFY`` (sent at commit) wakes an idle relay at once. Point it
+at your own database with ``DATABASE_URL``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import uuid
@@ -23,6 +31,9 @@ from collections.abc import Awaitable, Callable
 import psycopg
 
 Publish = Callable[[str, bytes], Awaitable[object]]
+Sleep = Callable[[float], Awaitable[object]]
+RELAY_LOCK = 4244  # advisory lock key: one active relay per database
+log = logging.getLogger(__name__)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -66,27 +77,55 @@ class OutboxRelay:
     """Publishes unpublished outbox rows in id order and marks them.
 
     Args:
-        conn: an autocommit connection of the relay's own.
-        publish: coroutine that returns once the broker has the event.
-        batch: rows locked and published per transaction.
+        conn: an autocommit connection of the relay's own (it holds the relay lock).
+        publish: coroutine that returns once the broker has confirmed the event.
+        batch: rows locked, published and marked per transaction; also the most
+            events a relay that dies can leave to be published twice.
+        backoff: seconds to wait after the first failed batch; doubled after each
+            further failure in a row.
+        max_backoff: the longest wait between two attempts.
+        sleep: how to wait between attempts (for tests); by default the wait ends
+            early when the relay is stopped.
+
+    Raises:
+        ValueError: a batch below 1, or a backoff that is not positive or is
+            above ``max_backoff``.
     """
 
-    def __init__(self, conn: psycopg.AsyncConnection, publish: Publish, batch: int = 100) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection, publish: Publish, batch: int = 100, *,
+                 backoff: float = 0.1, max_backoff: float = 30.0,
+                 sleep: Sleep | None = None) -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}")
+        if not 0 < backoff <= max_backoff:
+            raise ValueError(f"backoff must be > 0 and <= max_backoff, "
+                             f"got backoff={backoff}, max_backoff={max_backoff}")
         self.conn, self.publish, self.batch = conn, publish, batch
+        self.backoff, self.max_backoff, self.sleep = backoff, max_backoff, sleep
+        self.failures = 0  # batches in a row that ended with a failed publish
 
     # --8<-- [start:relay]
     async def run_once(self) -> int:
         """Publish one batch; return how many rows were published and marked.
 
         If a publish fails, the rows the broker already has are still marked
-        (the transaction commits), then the error is raised.
+        (the transaction commits), then the error is raised; the failed row
+        and the rest of the batch stay unpublished.
         """
+        done, failure = await self._batch()
+        if failure is not None:
+            raise failure
+        return done
+
+    async def _batch(self) -> tuple[int, Exception | None]:
+        """Publish and mark one batch; return the count marked and the failure, if any."""
         done: list[int] = []
         failure: Exception | None = None
         async with self.conn.transaction():
+            # FOR UPDATE without SKIP LOCKED: wait for rows another relay holds, never skip them
             rows = await (await self.conn.execute(
                 "SELECT id, topic, payload FROM outbox WHERE published_at IS NULL "
-                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED", (self.batch,))).fetchall()
+                "ORDER BY id LIMIT %s FOR UPDATE", (self.batch,))).fetchall()
             for row_id, topic, payload in rows:
                 try:
                     await self.publish(topic, bytes(payload))
@@ -96,27 +135,90 @@ class OutboxRelay:
                 done.append(row_id)
             await self.conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)", (done,))
-        if failure is not None:
-            raise failure
-        return len(done)
+        return len(done), failure
     # --8<-- [end:relay]
 
-    async def run(self, stop: asyncio.Event, idle: float = 1.0) -> None:
-        """Relay until ``stop`` is set; sleep on LISTEN between batches."""
+    # --8<-- [start:lock]
+    async def acquire(self, stop: asyncio.Event, standby: float = 1.0) -> bool:
+        """Wait until this relay holds the relay lock.
+
+        The lock belongs to the session: PostgreSQL releases it when the
+        session ends, however the relay died, and grants it to one waiting
+        relay at once. ``standby`` bounds each wait, so that a stop is noticed.
+
+        Returns:
+            True once the lock is held; False if ``stop`` was set first.
+        """
+        timeout = f"{max(1, round(standby * 1000))}ms"
+        while not stop.is_set():
+            try:
+                async with self.conn.transaction():
+                    await self.conn.execute("SELECT set_config('lock_timeout', %s, true)",
+                                            (timeout,))
+                    await self.conn.execute("SELECT pg_advisory_lock(%s)", (RELAY_LOCK,))
+                return True
+            except psycopg.errors.LockNotAvailable:
+                continue  # another relay is active: keep standing by
+        return False
+    # --8<-- [end:lock]
+
+    # --8<-- [start:run]
+    async def run(self, stop: asyncio.Event, idle: float = 1.0, standby: float = 1.0) -> None:
+        """Relay until ``stop`` is set: stand by for the lock, then publish.
+
+        A failed publish never ends the run: the unpublished rows stay, the
+        failure is logged, and the relay waits ``backoff``, twice that, and so
+        on up to ``max_backoff`` before trying again. Any other error ends
+        the run: close the connection (that releases the lock, if the
+        session has not ended already) and start a new relay, which stands by
+        until the lock is free. On a clean stop the lock is released.
+        """
+        if not await self.acquire(stop, standby):
+            return
         await self.conn.execute("LISTEN outbox")
         while not stop.is_set():
-            if await self.run_once() == 0:
+            published, failure = await self._batch()
+            if failure is not None:
+                await self._back_off(stop, failure)
+                continue
+            self.failures = 0
+            if published == 0:  # nothing to do: sleep until a commit notifies
                 async for _ in self.conn.notifies(timeout=idle, stop_after=1):
                     pass
+        await self.conn.execute("UNLISTEN outbox")
+        await self.conn.execute("SELECT pg_advisory_unlock(%s)", (RELAY_LOCK,))
+
+    async def _back_off(self, stop: asyncio.Event, failure: Exception) -> None:
+        self.failures += 1
+        delay = min(self.max_backoff, self.backoff * 2 ** min(self.failures - 1, 64))
+        log.warning("publish failed (%d in a row): %s: %s; rows kept, retrying in %g s",
+                    self.failures, type(failure).__name__, failure, delay)
+        if self.sleep is not None:
+            await self.sleep(delay)
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except TimeoutError:
+            pass
+    # --8<-- [end:run]
 
 
 async def main() -> int:
-    """Two writers commit out of id order; the relay publishes both, in commit order."""
+    """A late commit is published, not skipped; a broker outage delays, never loses."""
     url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     published: list[str] = []
+    outage = [ConnectionError("broker down")] * 2  # what the two publishes after entry 1 get
+    stop, waits = asyncio.Event(), []
 
     async def publish(topic: str, payload: bytes) -> None:
+        if len(published) == 2 and outage:
+            raise outage.pop()
         published.append(f"entry {json.loads(payload)['entry_id']}")
+        if len(published) == 3:
+            stop.set()
+
+    async def record_wait(seconds: float) -> None:
+        waits.append(f"{seconds:g} s")
 
     try:
         slow = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=5)
@@ -127,7 +229,8 @@ async def main() -> int:
     await slow.execute("DROP SCHEMA IF EXISTS outbox_demo CASCADE")  # the demo's own schema
     await slow.execute("CREATE SCHEMA outbox_demo")
     fast = await psycopg.AsyncConnection.connect(url, autocommit=True)
-    relay = OutboxRelay(await psycopg.AsyncConnection.connect(url, autocommit=True), publish)
+    relay = OutboxRelay(await psycopg.AsyncConnection.connect(url, autocommit=True), publish,
+                        sleep=record_wait)
     for conn in (slow, fast, relay.conn):
         await conn.execute("SET search_path TO outbox_demo")
     await create_schema(slow)
@@ -138,6 +241,10 @@ async def main() -> int:
         print(f"relay     : published {await relay.run_once()} -> {published}")
     print(f"committed : entry {first}")
     print(f"relay     : published {await relay.run_once()} -> {published}")
+    third = await save_entry(fast, "ana", "set a goal: 10 km")
+    print(f"committed : entry {third}; the broker fails the next 2 publishes")
+    await relay.run(stop)
+    print(f"relay     : waited {', '.join(waits)}, then published -> {published}")
     for conn in (slow, fast, relay.conn):
         await conn.close()
     return 0

@@ -34,14 +34,16 @@ async def connection(url: str) -> psycopg.AsyncConnection:
     return conn
 
 
-def test_the_demo_publishes_a_late_commit_instead_of_skipping_it(postgres_db, monkeypatch, capsys):
+def test_the_demo_publishes_a_late_commit_and_rides_out_an_outage(postgres_db, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", postgres_db)
     run(main())
     assert capsys.readouterr().out == (
         "committed : entry 2 (entry 1 is still uncommitted)\n"
         "relay     : published 1 -> ['entry 2']\n"
         "committed : entry 1\n"
-        "relay     : published 1 -> ['entry 2', 'entry 1']\n")
+        "relay     : published 1 -> ['entry 2', 'entry 1']\n"
+        "committed : entry 3; the broker fails the next 2 publishes\n"
+        "relay     : waited 0.1 s, 0.2 s, then published -> ['entry 2', 'entry 1', 'entry 3']\n")
 
 
 def test_a_high_water_mark_relay_would_skip_the_late_commit_and_this_relay_does_not(postgres_db):
@@ -246,3 +248,235 @@ def test_an_idle_relay_is_woken_by_the_commit_not_by_its_timer(postgres_db):
         await asyncio.wait_for(task, 10)
 
     run(scenario())
+
+
+# ---------------------------------------------------------------- a broker outage (defect 9)
+LOGGER = "snippets.messaging.message_persistence_outbox_postgres"
+
+
+async def marked(conn: psycopg.AsyncConnection) -> list[int]:
+    """Outbox ids marked published, in id order."""
+    rows = await (await conn.execute(
+        "SELECT id FROM outbox WHERE published_at IS NOT NULL ORDER BY id")).fetchall()
+    return [row_id for (row_id,) in rows]
+
+
+def test_run_rides_out_a_broker_outage_with_capped_backoff_and_loses_nothing(
+        postgres_db, caplog):
+    """The broker refuses 6 publishes in a row at entry 4 and 2 more at entry 8: the relay
+    keeps going, waits 1, 2, 4, 8, 8, 8 s (capped), starts again at 1 s after the broker came
+    back, marks nothing the broker did not take, and publishes all 10 in order, once."""
+    caplog.set_level("WARNING", logger=LOGGER)
+
+    async def scenario():
+        conn = await connection(postgres_db)
+        for n in range(10):
+            await save_entry(conn, "ana", f"entry {n}")
+        published: list[int] = []
+        outages = {4: 6, 8: 2}  # entry -> publishes it fails before the broker takes it
+        stop = asyncio.Event()
+        waits: list[float] = []
+        marked_while_waiting: list[list[int]] = []
+
+        async def publish(topic: str, payload: bytes) -> None:
+            entry = json.loads(payload)["entry_id"]
+            if outages.get(entry, 0):
+                outages[entry] -= 1
+                raise ConnectionError(f"broker down at entry {entry}")
+            published.append(entry)
+            if len(published) == 10:
+                stop.set()
+
+        async def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            marked_while_waiting.append(await marked(conn))
+
+        relay = OutboxRelay(await connection(postgres_db), publish, batch=3, backoff=1,
+                            max_backoff=8, sleep=sleep)
+        await relay.run(stop, idle=5)
+        return published, waits, marked_while_waiting, await marked(conn), relay.failures
+
+    published, waits, during, after, failures = run(scenario())
+    assert published == list(range(1, 11))
+    assert waits == [1, 2, 4, 8, 8, 8, 1, 2]
+    assert during == [[1, 2, 3]] * 6 + [[1, 2, 3, 4, 5, 6, 7]] * 2  # only what the broker took
+    assert after == list(range(1, 11))
+    assert failures == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"publish failed ({n} in a row): ConnectionError: broker down at entry {entry}; "
+        f"rows kept, retrying in {wait:g} s"
+        for n, entry, wait in [(1, 4, 1), (2, 4, 2), (3, 4, 4), (4, 4, 8), (5, 4, 8), (6, 4, 8),
+                               (1, 8, 1), (2, 8, 2)]]
+
+
+def test_the_backoff_stays_at_its_cap_however_long_the_outage(postgres_db):
+    async def scenario():
+        conn = await connection(postgres_db)
+        await save_entry(conn, "ana", "ran 3 km")
+        stop, waits = asyncio.Event(), []
+        left = [200]
+
+        async def publish(topic: str, payload: bytes) -> None:
+            if left[0]:
+                left[0] -= 1
+                raise ConnectionError("still down")
+            stop.set()
+
+        async def sleep(seconds: float) -> None:
+            waits.append(seconds)
+
+        await OutboxRelay(await connection(postgres_db), publish, backoff=0.5, max_backoff=30,
+                          sleep=sleep).run(stop, idle=5)
+        return waits
+
+    waits = run(scenario())
+    assert waits[:8] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert len(waits) == 200 and set(waits[6:]) == {30}
+
+
+def test_a_stopped_relay_does_not_sit_out_its_backoff(postgres_db):
+    """Without an injected sleep the wait is on the stop event: stopping ends a 60 s wait."""
+    async def scenario():
+        conn = await connection(postgres_db)
+        await save_entry(conn, "ana", "ran 3 km")
+        stop, failed = asyncio.Event(), asyncio.Event()
+
+        async def publish(topic: str, payload: bytes) -> None:
+            failed.set()
+            raise ConnectionError("down")
+
+        relay = OutboxRelay(await connection(postgres_db), publish, backoff=60, max_backoff=60)
+        task = asyncio.create_task(relay.run(stop))
+        await asyncio.wait_for(failed.wait(), 20)
+        stop.set()
+        await asyncio.wait_for(task, 20)  # far less than the 60 s wait
+        return relay.failures, await marked(conn)
+
+    assert run(scenario()) == (1, [])
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"batch": 0}, "batch must be at least 1, got 0"),
+    ({"backoff": 0}, "backoff must be > 0 and <= max_backoff, got backoff=0, max_backoff=30.0"),
+    ({"backoff": 5, "max_backoff": 1},
+     "backoff must be > 0 and <= max_backoff, got backoff=5, max_backoff=1"),
+])
+def test_bad_relay_settings_are_refused_by_name(options, message):
+    async def publish(topic: str, payload: bytes) -> None:
+        raise AssertionError("never called")
+
+    with pytest.raises(ValueError) as refused:
+        OutboxRelay(None, publish, **options)  # type: ignore[arg-type]
+    assert str(refused.value) == message
+
+
+def test_without_an_injected_sleep_the_relay_waits_on_its_own_and_retries(postgres_db):
+    async def scenario():
+        conn = await connection(postgres_db)
+        await save_entry(conn, "ana", "ran 3 km")
+        stop, attempts = asyncio.Event(), []
+
+        async def publish(topic: str, payload: bytes) -> None:
+            attempts.append(json.loads(payload)["entry_id"])
+            if len(attempts) <= 2:
+                raise ConnectionError("down")
+            stop.set()
+
+        relay = OutboxRelay(await connection(postgres_db), publish, backoff=0.01,
+                            max_backoff=0.02)
+        await relay.run(stop, idle=5)
+        return attempts, relay.failures, await marked(conn)
+
+    assert run(scenario()) == ([1, 1, 1], 0, [1])
+
+
+def test_the_boundary_settings_are_accepted():
+    async def publish(topic: str, payload: bytes) -> None:
+        raise AssertionError("never called")
+
+    relay = OutboxRelay(None, publish, batch=1, backoff=0.5, max_backoff=0.5)  # type: ignore[arg-type]
+    assert (relay.batch, relay.backoff, relay.max_backoff, relay.failures) == (1, 0.5, 0.5, 0)
+    relay = OutboxRelay(None, publish)  # type: ignore[arg-type]
+    assert (relay.batch, relay.backoff, relay.max_backoff, relay.sleep) == (100, 0.1, 30.0, None)
+
+
+def test_an_idle_relay_runs_one_empty_batch_then_waits_for_a_notification(postgres_db):
+    """Not a busy loop: between the empty batch and the commit that wakes it, it runs none."""
+    async def scenario():
+        batches: list[int] = []
+        arrived, stop = asyncio.Event(), asyncio.Event()
+
+        class Counting(OutboxRelay):
+            async def _batch(self):
+                done = await super()._batch()
+                batches.append(done[0])
+                return done
+
+        async def publish(topic: str, payload: bytes) -> None:
+            arrived.set()
+            stop.set()
+
+        relay = Counting(await connection(postgres_db), publish)
+        task = asyncio.create_task(relay.run(stop, idle=60))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while not batches and loop.time() < deadline:  # its first, empty, batch
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # time in which a busy loop would run many batches
+        await save_entry(await connection(postgres_db), "ana", "ran 3 km")
+        await asyncio.wait_for(arrived.wait(), 10)
+        await asyncio.wait_for(task, 10)
+        return batches
+
+    assert run(scenario()) == [0, 1]
+
+
+def test_a_relay_publishing_to_redis_survives_a_redis_restart_and_publishes_each_row_once(
+        postgres_db, redis_factory):
+    """A real outage: Redis is stopped before entry 5 goes out and started again after the
+    relay's third failed attempt. The stream ends with every entry once, in order."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    engine = redis_factory(appendonly=True)
+    topic = f"entry.created.{os.getpid()}"
+
+    async def scenario():
+        conn = await connection(postgres_db)
+        for n in range(12):
+            await save_entry(conn, "ana", f"entry {n}")
+        await conn.execute("UPDATE outbox SET topic = %s", (topic,))
+        stream = redis.from_url(engine.url, retry=Retry(NoBackoff(), 0))
+        stop, waits, errors = asyncio.Event(), [], []
+        sent = 0
+
+        async def publish(topic: str, payload: bytes) -> None:
+            nonlocal sent
+            if json.loads(payload)["entry_id"] == 5 and not waits:
+                await asyncio.to_thread(engine.stop)  # the broker goes away
+            try:
+                await stream.xadd(topic, {"event": payload})
+            except redis.ConnectionError as error:
+                errors.append(type(error).__name__)
+                raise
+            sent += 1
+            if sent == 12:
+                stop.set()
+
+        async def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            if len(waits) == 3:
+                await asyncio.to_thread(engine.start)  # and comes back
+
+        relay = OutboxRelay(await connection(postgres_db), publish, batch=4, sleep=sleep)
+        await relay.run(stop, idle=5)
+        entries = [json.loads(fields[b"event"])["entry_id"]
+                   for _, fields in await stream.xrange(topic)]
+        await stream.aclose()
+        return entries, waits, errors, await marked(conn)
+
+    entries, waits, errors, done = run(scenario())
+    assert errors == ["ConnectionError"] * 3
+    assert waits == [0.1, 0.2, 0.4]
+    assert entries == list(range(1, 13))  # none lost, none twice, in order
+    assert done == list(range(1, 13))
