@@ -92,11 +92,11 @@ class OrderedGroups:
         """Queue ``message`` behind the earlier messages of its group."""
         if not isinstance(message, Message) or not message.group:
             raise ValueError(f"expected a Message with a group, got {message!r}")
-        last = self._last_seq.get(message.group)
-        if last is not None and message.seq <= last:
-            raise ValueError(f"group {message.group!r}: seq {message.seq} after {last} "
-                             "would break its order")
-        async with self._changed:
+        async with self._changed:  # check and record under one lock: publishers may race
+            last = self._last_seq.get(message.group)
+            if last is not None and message.seq <= last:
+                raise ValueError(f"group {message.group!r}: seq {message.seq} after {last} "
+                                 "would break its order")
             self._last_seq[message.group] = message.seq
             if message.group in self.parked:  # behind the parked ones, not around them
                 self.parked[message.group].append(message)

@@ -12,8 +12,13 @@ not yet finished. After a crash, that record and everything after it is read
 again: nothing unfinished is skipped, and what had finished after it runs a
 second time (handlers must be idempotent). A record that fails
 ``max_attempts`` times is *parked*, together with every later record of its
-key, on the topic ``<topic>.parked``; at start the consumer reads that topic
-to learn which keys are parked, so a restarted consumer keeps parking them.
+key, on the topic ``<topic>.parked``. Before it handles the first records of
+a partition newly assigned to it (at start, or taken over from another member
+of the group), the consumer reads that topic again to learn which keys are
+parked, so a restarted consumer, or one that takes a partition over, keeps
+parking them. It also learns which records are there already (their
+``x-parked-from`` header): one parked before a crash, but not yet committed,
+is read again and finished without being run or parked a second time.
 Records without a key share one lane per partition. Point it at a Kafka
 cluster with ``KAFKA_BOOTSTRAP``.
 """
@@ -99,6 +104,11 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord]:
         await consumer.stop()
 
 
+def origin(record: ConsumerRecord) -> bytes:
+    """Where a record came from, ``topic/partition/offset``: its ``x-parked-from`` header."""
+    return f"{record.topic}/{record.partition}/{record.offset}".encode()
+
+
 class KeyOrderedConsumer:
     """A member of consumer group ``group`` on ``topic`` that runs keys in parallel."""
 
@@ -111,7 +121,9 @@ class KeyOrderedConsumer:
         self.handler, self.max_in_flight = handler, max_in_flight
         self.max_attempts, self.backoff = max_attempts, backoff
         self.tracker, self.parked_keys = OffsetTracker(), set[bytes | None]()
+        self.parked_from = set[bytes]()  # x-parked-from of every record on the parked topic
         self.committed: dict[TopicPartition, int] = {}
+        self.learned = set[TopicPartition]()  # partitions whose parked keys are known
         self._lanes: dict[tuple[TopicPartition, bytes | None], deque[ConsumerRecord]] = {}
         self._tasks: dict[tuple[TopicPartition, bytes | None], asyncio.Task[None]] = {}
         self._taken, self._finished, self._failure = 0, asyncio.Event(), None
@@ -122,9 +134,8 @@ class KeyOrderedConsumer:
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
 
     async def start(self) -> None:
-        """Learn the parked keys from ``<topic>.parked``, then join the group."""
+        """Create ``<topic>.parked`` if need be, then join the group."""
         await create_topics(self.bootstrap, [self.parked_topic])
-        self.parked_keys = {r.key for r in await read_topic(self.bootstrap, self.parked_topic)}
         await self.producer.start()
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
         await self.consumer.start()
@@ -144,7 +155,9 @@ class KeyOrderedConsumer:
         try:
             while lane:
                 record = lane[0]
-                if record.key in self.parked_keys:
+                if origin(record) in self.parked_from:
+                    pass  # parked before a crash, not committed: it is there already
+                elif record.key in self.parked_keys:
                     await self._park(record, "an earlier record of this key is parked")
                 elif (error := await self._attempt(record)) is not None:
                     self.parked_keys.add(record.key)  # before the send: nothing can overtake
@@ -172,8 +185,8 @@ class KeyOrderedConsumer:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _park(self, record: ConsumerRecord, reason: str) -> None:
-        origin = f"{record.topic}/{record.partition}/{record.offset}".encode()
-        headers = [*record.headers, ("x-parked-from", origin), ("x-parked-reason", reason.encode())]
+        headers = [*record.headers, ("x-parked-from", origin(record)),
+                   ("x-parked-reason", reason.encode())]
         await self.producer.send_and_wait(self.parked_topic, record.value, key=record.key,
                                           headers=headers)
 
@@ -202,6 +215,9 @@ class KeyOrderedConsumer:
                 await self.commit()
                 continue
             batches = await self.consumer.getmany(timeout_ms=100, max_records=room)
+            if not self.learned.issuperset(batches):  # a partition new to this member:
+                await self.learn_parked()  # its previous owner may have parked keys
+                self.learned |= set(batches)
             for records in batches.values():
                 for record in records:
                     self._dispatch(record)
@@ -224,6 +240,13 @@ class KeyOrderedConsumer:
         await self.consumer.stop()
         await self.producer.stop()
 
+    async def learn_parked(self) -> None:
+        """Learn the keys and records on ``<topic>.parked``: they may have been parked by
+        another member, or by this one before a restart."""
+        parked = await read_topic(self.bootstrap, self.parked_topic)
+        self.parked_keys |= {r.key for r in parked}
+        self.parked_from |= {dict(r.headers).get("x-parked-from", b"") for r in parked}
+
 
 class _Rebalance(ConsumerRebalanceListener):
     """Before partitions move to another member: finish their records and commit."""
@@ -235,9 +258,10 @@ class _Rebalance(ConsumerRebalanceListener):
         await self.owner.drain(set(revoked))
         await self.owner.commit()
         self.owner.tracker.forget(set(revoked))
+        self.owner.learned -= set(revoked)  # if they come back, learn the parked keys again
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        pass
+        pass  # what was parked is learned in run(), before the first records are handled
 
 
 async def publish(bootstrap: str, topic: str, entries: list[tuple[str, int]]) -> None:

@@ -8,9 +8,13 @@ delivered more than ``max_deliveries`` times, or one that fails with
 :class:`PermanentError`, moves to the dead-letter stream
 ``coaching.entries:dead``: its original fields untouched, plus ``x-dead-*``
 fields for the reason, the last error, the delivery count, the source entry
-and how often it has died. The move (``XADD`` + ``XACK`` + ``HDEL``) runs in
-one ``MULTI`` transaction, so an entry is never both pending and dead.
-Point it at your own Redis with ``REDIS_URL``.
+and how often it has died. The move (``XACK`` + ``XADD`` + ``HDEL``) runs in
+one Lua script, so an entry is never both pending and dead, and it moves only
+if ``XACK`` finds the entry still pending: when a handler outlives its lease,
+another consumer claims the entry, and both give up on it, it is buried once.
+An error is kept only while its entry is pending. The consumer that finds its
+entry settled by another reports ``stolen``. Point it at your own Redis with
+``REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,20 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 Fields = dict[str, str]
+
+# Bury an entry only if it is still pending: XACK answers 1 for exactly one caller.
+BURY = """
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+redis.call('HDEL', KEYS[3], ARGV[2])
+return 1
+"""
+# Keep an entry's last error only while it is pending: otherwise nothing would delete it.
+NOTE_ERROR = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
 
 
 class PermanentError(Exception):
@@ -46,6 +64,8 @@ class StreamConsumer:
         self.client, self.stream, self.group, self.name = client, stream, group, name
         self.dead, self.errors = f"{stream}:dead", f"{stream}:errors"
         self.max_deliveries, self.lease_ms = max_deliveries, lease_ms
+        self._bury_script = client.register_script(BURY)
+        self._note_error_script = client.register_script(NOTE_ERROR)
 
     async def ensure_group(self) -> None:
         """Create the group at the start of the stream (idempotent)."""
@@ -66,22 +86,26 @@ class StreamConsumer:
         outcomes = []
         for entry_id, fields, deliveries in entries:
             if deliveries is None:  # claimed: ask the group how often it was delivered
-                [info] = await self.client.xpending_range(
+                info = await self.client.xpending_range(
                     self.stream, self.group, min=entry_id, max=entry_id, count=1)
-                deliveries = info["times_delivered"]
+                if not info:  # another consumer settled it since we claimed it
+                    outcomes.append("stolen")
+                    continue
+                deliveries = info[0]["times_delivered"]
             if deliveries > self.max_deliveries:
                 error = await self.client.hget(self.errors, entry_id) or "unknown"
-                await self._bury(entry_id, fields, "max_deliveries", error, deliveries - 1)
-                outcomes.append("dead")
+                outcomes.append(await self._bury(entry_id, fields, "max_deliveries", error,
+                                                 deliveries - 1))
                 continue
             try:
                 await handler(fields)
             except PermanentError as error:
-                await self._bury(entry_id, fields, "poison", _describe(error), deliveries)
-                outcomes.append("dead")
-            except Exception as error:  # stays pending; claimed again after the lease
-                await self.client.hset(self.errors, entry_id, _describe(error))
-                outcomes.append("retry")
+                outcomes.append(await self._bury(entry_id, fields, "poison", _describe(error),
+                                                 deliveries))
+            except Exception as error:  # noqa: BLE001 - stays pending; claimed again later
+                noted = await self._note_error_script(keys=[self.stream, self.errors],
+                                                      args=[self.group, entry_id, _describe(error)])
+                outcomes.append("retry" if noted else "stolen")
             else:
                 async with self.client.pipeline(transaction=True) as tx:
                     await tx.xack(self.stream, self.group, entry_id).hdel(self.errors, entry_id).execute()
@@ -89,14 +113,16 @@ class StreamConsumer:
         return outcomes
 
     async def _bury(self, entry_id: str, fields: Fields, reason: str, error: str,
-                    attempts: int) -> None:
+                    attempts: int) -> str:
+        """Move the entry to the dead stream, atomically; ``stolen`` if it was not pending."""
         dead = dict(fields) | {
             "x-dead-reason": reason, "x-dead-error": error, "x-dead-attempts": str(attempts),
             "x-dead-source": f"{self.stream} {entry_id}", "x-dead-group": self.group,
             "x-dead-count": str(int(fields.get("x-dead-count", "0") or 0) + 1)}
-        async with self.client.pipeline(transaction=True) as tx:  # MULTI ... EXEC
-            tx.xadd(self.dead, dead).xack(self.stream, self.group, entry_id)
-            await tx.hdel(self.errors, entry_id).execute()
+        moved = await self._bury_script(keys=[self.stream, self.dead, self.errors],
+                                        args=[self.group, entry_id,
+                                              *[x for pair in dead.items() for x in pair]])
+        return "dead" if moved else "stolen"
     # --8<-- [end:poll]
 
 

@@ -230,3 +230,51 @@ def test_an_item_that_is_not_bytes_is_refused_and_loses_nothing_queued():
         return await drain(queue)
 
     assert run(scenario()) == [b"m0", b"m1"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from([Policy.BLOCK, Policy.SPILL]), st.integers(1, 4), st.integers(2, 6),
+       st.integers(1, 3), st.lists(st.integers(0, 3), min_size=1, max_size=40))
+def test_concurrent_producers_and_consumers_lose_nothing_keep_each_producers_order_and_bound_memory(
+        policy, capacity, producers, consumers, yields):
+    """Several producers put at once into a full queue while several consumers take:
+    every item comes out exactly once, each producer's items in its own order, and memory
+    never holds more than the capacity."""
+    per_producer = 15
+    got: list[tuple[int, int]] = []
+    most = 0
+
+    async def scenario(path: Path | None) -> None:
+        nonlocal most
+        queue = BoundedQueue(capacity, policy, spill_path=path)
+
+        async def produce(p: int) -> None:
+            nonlocal most
+            for n in range(per_producer):
+                await queue.put(f"{p}:{n}".encode())
+                most = max(most, len(queue._items))
+                for _ in range(yields[(p + n) % len(yields)]):
+                    await asyncio.sleep(0)
+
+        async def consume(share: int) -> None:
+            nonlocal most
+            for n in range(share):
+                p, i = (await queue.get()).decode().split(":")
+                got.append((int(p), int(i)))
+                most = max(most, len(queue._items))
+                for _ in range(yields[n % len(yields)]):
+                    await asyncio.sleep(0)
+
+        total = producers * per_producer
+        shares = [total // consumers + (c < total % consumers) for c in range(consumers)]
+        await asyncio.gather(*[produce(p) for p in range(producers)],
+                             *[consume(s) for s in shares])
+        assert len(queue) == 0
+        queue.close()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run(scenario(Path(tmp, "spill.db") if policy is Policy.SPILL else None), timeout=30)
+    assert sorted(got) == [(p, n) for p in range(producers) for n in range(per_producer)]
+    for p in range(producers):
+        assert [n for q, n in got if q == p] == list(range(per_producer))
+    assert most <= capacity

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -65,3 +66,29 @@ def test_more_consumers_than_partitions_never_settle_and_say_so(kafka_server):
 
     with pytest.raises(TimeoutError, match="did not settle within 2 s"):
         run(scenario())
+
+
+def test_four_producers_writing_at_once_keep_each_users_order_across_the_group(kafka_server):
+    """Four app servers publish at the same time, each for its own ten users, so the
+    partitions receive their records interleaved: each user's entries still reach one
+    consumer of the group, in the order its producer wrote them."""
+    topic = f"t{uuid.uuid4().hex[:8]}.entries"
+    servers = [[f"s{s}-user-{n}" for n in range(10)] for s in range(4)]
+    writes = [[(user, f"{user}#{i}") for i in range(6) for user in users] for users in servers]
+
+    async def scenario():
+        await create_topic(kafka_server.url, topic, 4)
+        placed = await asyncio.gather(*[publish_keyed(kafka_server.url, topic, w)
+                                        for w in writes])
+        handled = await consume_group(kafka_server.url, topic, "coaches", 3,
+                                      sum(map(len, writes)), session_timeout_ms=2000)
+        return placed, handled
+
+    placed, handled = run(scenario())
+    for users, where in zip(servers, placed):
+        assert where == {user: partition_for(user, 4) for user in users}
+    assert sum(map(len, handled.values())) == 240
+    for user in [u for users in servers for u in users]:
+        readers = [name for name, records in handled.items() if any(u == user for u, _ in records)]
+        assert len(readers) == 1, user
+        assert [t for u, t in handled[readers[0]] if u == user] == [f"{user}#{i}" for i in range(6)]

@@ -303,3 +303,70 @@ def test_an_unknown_failure_policy_is_refused():
     with pytest.raises(ValueError, match="'retry' is not a valid OnFailure"):
         OrderedGroups(handler, on_failure="retry")
     assert OnFailure("park") is OnFailure.PARK
+
+
+def test_two_publishers_racing_on_one_group_can_never_get_a_lower_seq_accepted_after_a_higher():
+    """Two publishers submit ana-3 and ana-2 at the same moment, while a worker holds the
+    pool's lock: whichever is accepted first, the other must be refused, never queued
+    behind it out of order."""
+    handled: list[int] = []
+
+    async def handler(message: Message) -> None:
+        handled.append(message.seq)
+
+    async def scenario() -> list[object]:
+        async with OrderedGroups(handler, workers=1) as groups:
+            await groups.submit(Message("ana", 1))
+            await groups.drained()
+            async with groups._changed:  # contention: a worker is in its critical section
+                racers = [asyncio.create_task(groups.submit(Message("ana", seq)))
+                          for seq in (3, 2)]
+                await asyncio.sleep(0)  # both publishers reach the lock and wait on it
+            outcomes = await asyncio.gather(*racers, return_exceptions=True)
+            await groups.drained()
+            return outcomes
+
+    first, second = run(scenario())
+    assert first is None
+    assert isinstance(second, ValueError)
+    assert str(second) == "group 'ana': seq 2 after 3 would break its order"
+    assert handled == [1, 3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 40), min_size=1, max_size=8), min_size=2, max_size=6),
+       st.integers(1, 4))
+def test_for_any_concurrent_publishers_each_group_is_handled_in_strictly_rising_seq(
+        publishers, workers):
+    """Several publishers submit to the same two groups at once, with the workers running:
+    what is accepted is handled in rising seq per group, and every refusal names a seq
+    that was at or below one already accepted."""
+    handled: dict[str, list[int]] = {"a": [], "b": []}
+
+    async def handler(message: Message) -> None:
+        await asyncio.sleep(0)
+        handled[message.group].append(message.seq)
+
+    async def scenario() -> tuple[list[Message], list[Message]]:
+        accepted: list[Message] = []
+        refused: list[Message] = []
+        async with OrderedGroups(handler, workers=workers) as groups:
+            async def publish(p: int, seqs: list[int]) -> None:
+                for seq in seqs:
+                    message = Message("ab"[(p + seq) % 2], seq)
+                    try:
+                        await groups.submit(message)
+                        accepted.append(message)
+                    except ValueError:
+                        refused.append(message)
+                    await asyncio.sleep(0)
+
+            await asyncio.gather(*[publish(p, seqs) for p, seqs in enumerate(publishers)])
+            await groups.drained()
+        return accepted, refused
+
+    accepted, refused = run(scenario(), timeout=20)
+    for group, seqs in handled.items():
+        assert seqs == sorted(set(seqs)), f"group {group} handled out of order: {seqs}"
+        assert seqs == [m.seq for m in accepted if m.group == group]
+    assert len(accepted) + len(refused) == sum(map(len, publishers))

@@ -4,9 +4,15 @@ one partition, keys in parallel, commits that never pass unfinished work, parkin
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
+import subprocess
+import sys
+import textwrap
 import uuid
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
@@ -25,6 +31,7 @@ from snippets.messaging.ordered_groups_kafka import (
 from tests.engines import free_port
 from tests.messaging.conftest import run
 
+ROOT = Path(__file__).resolve().parents[2]
 SESSION_MS = 2000
 TP = TopicPartition("t", 0)
 
@@ -270,3 +277,146 @@ def test_a_broker_that_is_down_makes_the_demo_exit_1_naming_the_variable(monkeyp
     monkeypatch.setenv("KAFKA_BOOTSTRAP", f"127.0.0.1:{free_port()}")
     assert run(main(), timeout=60) == 1
     assert "Set KAFKA_BOOTSTRAP" in capsys.readouterr().err
+
+
+def test_a_key_parked_by_one_member_stays_parked_when_its_partition_moves_to_another(
+        kafka_server):
+    """Two members start while nothing is parked. The owner of ben's partition parks ben-1
+    (poison) and ben-2, then leaves; the other member takes the partition over. It must
+    park ben-3 too, not handle it as if ben-1 and ben-2 had never happened."""
+    topic = new_topic()
+    handled: list[str] = []
+
+    async def handler(record) -> None:
+        if record.value == b"ben-1":
+            raise ValueError("entry text is not valid UTF-8")
+        handled.append(record.value.decode())
+
+    async def scenario() -> list[str]:
+        await create_topics(kafka_server.url, [topic], partitions=2)
+        members = [KeyOrderedConsumer(kafka_server.url, topic, "g", handler, max_attempts=1,
+                                      session_timeout_ms=SESSION_MS) for _ in range(2)]
+        for member in members:
+            await member.start()  # both learn the parked keys now: none yet
+        stop = asyncio.Event()
+        running = [asyncio.create_task(m.run(until=stop.is_set)) for m in members]
+        await until(lambda: all(len(m.consumer.assignment()) == 1 for m in members))
+        await publish(kafka_server.url, topic, [("ben", 1), ("ben", 2)])
+        ben = TopicPartition(topic, (await read_topic(kafka_server.url, topic))[0].partition)
+        [owner] = [m for m in members if ben in m.consumer.assignment()]
+        [other] = [m for m in members if m is not owner]
+        await until(lambda: owner.committed.get(ben) == 2)  # both parked and committed
+        stop.set()
+        await asyncio.gather(*running)
+        await owner.stop()  # leaves the group: ben's partition moves to the other member
+        await publish(kafka_server.url, topic, [("ben", 3)])
+        await other.run(until=lambda: other.committed.get(ben) == 3)
+        await other.stop()
+        return [r.value.decode() for r in await read_topic(kafka_server.url, f"{topic}.parked")]
+
+    parked = run(scenario(), timeout=120)
+    assert "ben-3" not in handled
+    assert parked == ["ben-1", "ben-2", "ben-3"]
+
+
+def test_a_crash_between_parking_and_committing_parks_nothing_twice(kafka_server):
+    """The member parks ben-1 on the parked topic and dies before it commits. The next
+    member reads ben-1 again: it is on the parked topic already, so it is neither run nor
+    parked a second time, and ben-2 is parked behind it."""
+    topic = new_topic()
+    calls: list[str] = []
+
+    async def handler(record) -> None:
+        calls.append(record.value.decode())
+        if record.value == b"ben-1":
+            raise ValueError("entry text is not valid UTF-8")
+
+    async def scenario() -> tuple[dict, list]:
+        await create_topics(kafka_server.url, [topic], partitions=1)
+        await publish(kafka_server.url, topic, [("ben", 1), ("ben", 2)])
+        doomed = KeyOrderedConsumer(kafka_server.url, topic, "g", handler, max_attempts=1,
+                                    session_timeout_ms=SESSION_MS)
+        park, parked_once = doomed._park, asyncio.Event()
+
+        async def park_then_die(record, reason) -> None:
+            await park(record, reason)
+            parked_once.set()
+            await asyncio.Event().wait()  # the crash comes before the lane moves on
+
+        doomed._park = park_then_die
+        await doomed.start()
+        await doomed.run(until=parked_once.is_set)
+        await doomed.stop(drain=False)
+        committed = dict(doomed.committed)
+        survivor = KeyOrderedConsumer(kafka_server.url, topic, "g", handler, max_attempts=1,
+                                      session_timeout_ms=SESSION_MS)
+        await survivor.start()
+        await survivor.run(until=lambda: sum(survivor.committed.values()) == 2)
+        await survivor.stop()
+        parked = await read_topic(kafka_server.url, f"{topic}.parked")
+        return committed, [(r.value, dict(r.headers)["x-parked-from"]) for r in parked]
+
+    committed, parked = run(scenario(), timeout=120)
+    assert sum(committed.values()) == 0  # ben-1 was parked, but its offset not committed
+    assert parked == [(b"ben-1", f"{topic}/0/0".encode()), (b"ben-2", f"{topic}/0/1".encode())]
+    assert calls == ["ben-1"]  # ben-2 was never run: its key is parked
+
+
+KILLED_WITH_WORK_IN_FLIGHT = """
+    import asyncio, os, signal, sys
+    from snippets.messaging.ordered_groups_kafka import KeyOrderedConsumer
+
+    bootstrap, topic = sys.argv[1:]
+    finished = []
+
+    async def handler(record):
+        if record.value == b"ana-1":
+            await asyncio.Event().wait()  # the model call that never returns
+        finished.append(record.value)
+
+    async def main():
+        member = KeyOrderedConsumer(bootstrap, topic, "g", handler, session_timeout_ms=2000)
+        await member.start()
+        await member.run(until=lambda: len(finished) == 4)
+        await member.commit()  # everything it may commit, it has
+        print(sorted(v.decode() for v in finished), sum(member.committed.values()), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main())
+"""
+
+
+def test_a_consumer_process_killed_with_work_in_flight_has_committed_nothing_past_it(
+        kafka_server):
+    """A real process: ana-1 hangs, the four records after it finish and the member commits
+    all it may; then SIGKILL. The next member of the group starts at ana-1 and handles all
+    five, each key in order."""
+    topic = new_topic()
+    entries = [("ana", 1), ("ben", 1), ("caro", 1), ("ben", 2), ("caro", 2)]
+    second: list[str] = []
+
+    async def before() -> None:
+        await create_topics(kafka_server.url, [topic], partitions=1)
+        await publish(kafka_server.url, topic, entries)
+
+    async def healthy(record) -> None:
+        second.append(record.value.decode())
+
+    async def after() -> None:
+        survivor = KeyOrderedConsumer(kafka_server.url, topic, "g", healthy,
+                                      session_timeout_ms=SESSION_MS)
+        await survivor.start()
+        await survivor.run(until=lambda: sum(survivor.committed.values()) == len(entries))
+        await survivor.stop()
+
+    run(before())
+    killed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILLED_WITH_WORK_IN_FLIGHT), kafka_server.url,
+         topic], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        text=True, timeout=90, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert killed.stdout == "['ben-1', 'ben-2', 'caro-1', 'caro-2'] 0\n"
+    run(after(), timeout=90)
+    assert sorted(second) == sorted(f"{u}-{n}" for u, n in entries)
+    assert second.index("ben-1") < second.index("ben-2")
+    assert second.index("caro-1") < second.index("caro-2")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -184,11 +186,11 @@ def test_the_store_path_comes_from_DLQ_DB_when_not_given(db, monkeypatch, capsys
 def test_it_runs_as_a_command_with_exit_codes(db):
     script = Path(module.__file__)
     done = subprocess.run([sys.executable, "-I", str(script), "--db", db, "redrive", "2"],
-                          capture_output=True, text=True, timeout=60)
+                          check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 3
     assert "refused #2: mood-agent still runs 1.4.0" in done.stderr
     done = subprocess.run([sys.executable, "-I", str(script), "--db", db, "filter"],
-                          capture_output=True, text=True, timeout=60)
+                          check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and len(done.stdout.splitlines()) == 3
 
 
@@ -199,3 +201,38 @@ def test_without_arguments_it_demonstrates_refusal_then_redrive(capsys):
     assert "redrove 3 letters: #1, #2, #3" in out
     assert out.splitlines()[-1] == ("back on the queue: [('coaching.entries', 'm-1'), "
                                     "('coaching.entries', 'm-2'), ('coaching.entries', 'm-3')]")
+
+
+@pytest.mark.parametrize("operators", [2, 4])
+def test_operators_redriving_the_same_letters_in_parallel_threads_put_each_back_once(
+        tmp_path, operators):
+    """Real contention: each operator is a thread with its own connection, all released
+    by one barrier to redrive the same 50 letters. Exactly one succeeds; the others are
+    told someone else redrove them; the queue holds each message once."""
+    path = str(tmp_path / "contended.sqlite3")
+    store = Store(path)
+    store.register_consumer("mood-agent", "1.4.1")
+    for n in range(50):
+        store.add(source="coaching.entries", consumer="mood-agent", consumer_version="1.4.0",
+                  reason="max_attempts", error="TimeoutError", attempts=3,
+                  headers={"message_id": f"m-{n}"}, body=b"{}", dead_at=T0 + n)
+    store.db.close()
+    args = module.parser().parse_args(["redrive", "--consumer", "mood-agent"])
+    barrier = threading.Barrier(operators)
+
+    def operate(n: int) -> list[str]:
+        mine = Store(path)  # a connection of this thread's own
+        letters = mine.select(args)
+        barrier.wait()  # all have read the letters; now all redrive at once
+        try:
+            return mine.redrive(letters, force=False, now=T0)
+        finally:
+            mine.db.close()
+
+    with ThreadPoolExecutor(operators) as pool:
+        outcomes = list(pool.map(operate, range(operators)))
+    assert sorted(map(len, outcomes)) == [0] + [1] * (operators - 1)
+    assert all("redriven meanwhile by someone else" in r[0] for r in outcomes if r)
+    ids = [h["message_id"] for _, h in queue(path)]
+    assert sorted(ids) == sorted(f"m-{n}" for n in range(50))
+    assert len(redriven(path)) == 50

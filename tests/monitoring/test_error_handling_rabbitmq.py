@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import aio_pika
 import pytest
@@ -118,10 +124,10 @@ def test_the_demo_prints_both_dead_letters(rabbitmq_server, monkeypatch, capsys)
     monkeypatch.setenv("AMQP_URL", rabbitmq_server.url)
     run(main())
     assert capsys.readouterr().out.splitlines() == [
-        "m-2: reason=delivery_limit count=1 attempts=4 queue=demo.entries.mood "
-        "routing_keys=['demo.entries.mood'] headers={'correlation_id': 'req-2'}",
-        "m-3: reason=rejected count=1 attempts=None queue=demo.entries.mood "
-        "routing_keys=['demo.entries.mood'] headers={'correlation_id': 'req-3'}",
+        ("m-2: reason=delivery_limit count=1 attempts=4 queue=demo.entries.mood "
+         "routing_keys=['demo.entries.mood'] headers={'correlation_id': 'req-2'}"),
+        ("m-3: reason=rejected count=1 attempts=None queue=demo.entries.mood "
+         "routing_keys=['demo.entries.mood'] headers={'correlation_id': 'req-3'}"),
     ]
 
 
@@ -141,3 +147,68 @@ def test_collect_gives_up_after_its_timeout(rabbitmq_server):
                 await collect(dlq, 1, timeout=0.2)
 
     run(empty())
+
+
+KILLER = """
+    import asyncio, os, signal, sys
+    import aio_pika
+    from snippets.monitoring.error_handling_rabbitmq import guarded
+
+    url, queue = sys.argv[1:]
+
+    async def main():
+        connection = await aio_pika.connect(url)
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=1)
+        work = await channel.get_queue(queue)
+
+        async def crash(body):
+            os.kill(os.getpid(), signal.SIGKILL)  # a segfault: no except block runs
+
+        async def on_message(message):
+            await guarded(message, crash)
+
+        await work.consume(on_message)
+        await asyncio.sleep(30)  # only reached if nothing was delivered
+
+    asyncio.run(main())
+"""
+
+
+def test_a_message_that_kills_every_consumer_is_dead_lettered_by_the_broker_not_lost(
+        rabbitmq_server):
+    """Each consumer process is SIGKILLed by the message while handling it, so nothing is
+    acked, nacked or rejected. The quorum queue counts each return; after the first
+    delivery and three more (limit 3), the broker dead-letters it with its headers."""
+    root = Path(__file__).resolve().parents[2]
+    name = f"test.mon.{next(_names)}"
+
+    async def prepare():
+        async with await aio_pika.connect(rabbitmq_server.url) as connection:
+            channel = await connection.channel()
+            await declare(channel, name, delivery_limit=3)
+            await channel.default_exchange.publish(aio_pika.Message(
+                b"segfault", message_id="m-1", headers={"traceparent": TRACEPARENT}),
+                routing_key=name)
+
+    async def letters_and_left():
+        async with await aio_pika.connect(rabbitmq_server.url) as connection:
+            channel = await connection.channel()
+            dlq = await channel.declare_queue(f"{name}.dlq", passive=True)
+            letters = await collect(dlq, 1, delivery_limit=3, timeout=30)  # waits for it
+            work = await channel.declare_queue(name, passive=True)
+            return letters, work.declaration_result.message_count
+
+    run(prepare())
+    codes = []
+    for _ in range(4):  # the first delivery and three more, each killing its consumer
+        killed = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(KILLER), rabbitmq_server.url, name],
+            cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=60, check=False)
+        codes.append(killed.returncode)
+    assert codes == [-signal.SIGKILL] * 4
+    letters, left = run(letters_and_left())
+    assert left == 0
+    [letter] = letters
+    assert (letter.message_id, letter.reason, letter.attempts) == ("m-1", "delivery_limit", 4)
+    assert letter.headers == {"traceparent": TRACEPARENT}

@@ -195,3 +195,144 @@ def test_without_redis_the_demo_says_where_it_looked(monkeypatch, capsys):
     monkeypatch.setenv("REDIS_URL", url)
     run(main())
     assert f"No Redis at {url}" in capsys.readouterr().err
+
+
+def test_an_entry_two_consumers_both_give_up_on_is_dead_lettered_once(redis_server):
+    """w1 is still running the handler when its lease runs out; w2 claims the entry and
+    buries it as poison; then w1's handler fails the same way. One dead letter, not two."""
+    async def scenario():
+        client, w1 = await setup(redis_server.url, lease_ms=0)
+        w2 = StreamConsumer(client, w1.stream, w1.group, "w2", lease_ms=0)
+        await client.xadd(w1.stream, {"message_id": "m-1"})
+        w1_started, w2_done = asyncio.Event(), asyncio.Event()
+
+        async def slow_then_poison(fields):
+            w1_started.set()
+            await w2_done.wait()
+            raise PermanentError("body is not JSON")
+
+        async def poison(fields):
+            raise PermanentError("body is not JSON")
+
+        first = asyncio.create_task(w1.poll(slow_then_poison))
+        await w1_started.wait()
+        second = await w2.poll(poison)
+        w2_done.set()
+        outcomes = (await first, second)
+        dead = await dead_entries(client, w1)
+        pending = await client.xpending(w1.stream, w1.group)
+        await client.aclose()
+        return outcomes, dead, pending["pending"]
+
+    outcomes, dead, pending = run(scenario())
+    assert [e["message_id"] for e in dead] == ["m-1"]
+    assert outcomes == (["stolen"], ["dead"])
+    assert pending == 0
+
+
+def test_many_consumers_racing_for_failing_entries_bury_each_exactly_once(redis_server):
+    """Four consumers, a lease of 0 (each steals what the others hold), 120 entries: a
+    third handled, a third poison, a third failing until their deliveries run out. Every
+    entry ends handled or dead exactly once, and no handler runs past max_deliveries."""
+    kinds = ["ok", "poison", "flaky"]
+
+    async def scenario():
+        client, first = await setup(redis_server.url, max_deliveries=3, lease_ms=0)
+        consumers = [first] + [StreamConsumer(client, first.stream, first.group, f"w{n}",
+                                              max_deliveries=3, lease_ms=0) for n in (2, 3, 4)]
+        for n in range(120):
+            await client.xadd(first.stream, {"message_id": f"m-{n}", "kind": kinds[n % 3]})
+        calls: dict[str, int] = {}
+        handled: list[str] = []
+
+        async def handler(fields):
+            calls[fields["message_id"]] = calls.get(fields["message_id"], 0) + 1
+            await asyncio.sleep(0)  # the others poll meanwhile
+            if fields["kind"] == "poison":
+                raise PermanentError("body is not JSON")
+            if fields["kind"] == "flaky":
+                raise TimeoutError("model endpoint did not answer")
+            handled.append(fields["message_id"])
+
+        async def settled() -> bool:  # nothing pending and nothing left to deliver
+            [group] = await client.xinfo_groups(first.stream)
+            last = (await client.xinfo_stream(first.stream))["last-generated-id"]
+            return group["pending"] == 0 and group["last-delivered-id"] == last
+
+        async def work(consumer):
+            while not await settled():
+                await consumer.poll(handler, count=5)
+
+        await asyncio.gather(*[work(c) for c in consumers])
+        dead = await dead_entries(client, first)
+        stale = await client.hkeys(first.errors)
+        await client.aclose()
+        return calls, handled, dead, stale
+
+    calls, handled, dead, stale = run(scenario())
+    assert stale == []  # no error kept for an entry that is no longer pending
+    dead_ids = [e["message_id"] for e in dead]
+    assert len(dead_ids) == len(set(dead_ids)) == 80, "an entry was dead-lettered twice"
+    assert sorted(set(handled)) == sorted(f"m-{n}" for n in range(0, 120, 3))
+    assert {e["x-dead-reason"] for e in dead if e["kind"] == "flaky"} == {"max_deliveries"}
+    assert max(calls.values()) <= 3
+
+
+def test_an_entry_settled_by_another_consumer_between_claim_and_count_is_left_alone(
+        redis_server):
+    """Between XAUTOCLAIM and the XPENDING that reads its delivery count, another consumer
+    acknowledges the entry: this one reports it ``stolen`` and neither runs nor buries it."""
+    async def scenario():
+        client, consumer = await setup(redis_server.url, lease_ms=0)
+        await client.xadd(consumer.stream, {"message_id": "m-1"})
+        [[_, [(entry_id, _)]]] = await client.xreadgroup(consumer.group, "w0",
+                                                         {consumer.stream: ">"})
+        count = client.xpending_range
+
+        async def acked_meanwhile(*args, **kwargs):
+            await client.xack(consumer.stream, consumer.group, entry_id)  # the other one
+            return await count(*args, **kwargs)
+
+        client.xpending_range = acked_meanwhile
+
+        async def never_called(fields):
+            raise AssertionError("a settled entry must not run again")
+
+        outcome = await consumer.poll(never_called)
+        dead = await dead_entries(client, consumer)
+        await client.aclose()
+        return outcome, dead
+
+    assert run(scenario()) == (["stolen"], [])
+
+
+def test_a_failure_reported_after_another_consumer_buried_the_entry_leaves_no_stale_error(
+        redis_server):
+    """w1's handler is still running when w2 claims the entry past its last delivery and
+    buries it; then w1's handler fails. Its error must not be kept for an entry that is no
+    longer pending: nothing would ever delete it."""
+    async def scenario():
+        client, w1 = await setup(redis_server.url, max_deliveries=1, lease_ms=0)
+        w2 = StreamConsumer(client, w1.stream, w1.group, "w2", max_deliveries=1, lease_ms=0)
+        await client.xadd(w1.stream, {"message_id": "m-1"})
+        started, buried = asyncio.Event(), asyncio.Event()
+
+        async def slow_then_timeout(fields):
+            started.set()
+            await buried.wait()
+            raise TimeoutError("model endpoint did not answer")
+
+        async def never_called(fields):
+            raise AssertionError("past its last delivery: buried without running")
+
+        first = asyncio.create_task(w1.poll(slow_then_timeout))
+        await started.wait()
+        second = await w2.poll(never_called)
+        buried.set()
+        outcomes = (await first, second)
+        stale = await client.hkeys(w1.errors)
+        dead = await dead_entries(client, w1)
+        await client.aclose()
+        return outcomes, stale, [e["message_id"] for e in dead]
+
+    assert run(scenario()) == ((["stolen"], ["dead"]), [], ["m-1"])
