@@ -131,6 +131,28 @@ def connect(url: str, schema: str) -> psycopg.Connection[Any]:
 
 
 # --8<-- [start:projector]
+def new_events(name: str, page: Sequence[Any], position: int) -> list[Any]:
+    """The events of ``page`` after ``position``, each once, checked to be in order.
+
+    Events at or below the checkpoint, and repeats within the page, are
+    re-deliveries and are dropped. An event older than one already in the
+    batch means the source is out of order: refused, since applying it
+    would count it late and moving the checkpoint past it would lose it.
+    """
+    batch: list[Any] = []
+    seen: set[int] = set()
+    for event in page:
+        last = batch[-1].position if batch else position
+        if event.position > last:
+            batch.append(event)
+            seen.add(event.position)
+        elif event.position > position and event.position not in seen:
+            raise ProjectionError(f"{name}: position {event.position} arrived after position "
+                                  f"{last}: the source is out of order; its batch was rolled "
+                                  f"back at {position}")
+    return batch
+
+
 class PostgresProjector:
     """Applies events to the read models; checkpoint and rows commit together."""
 
@@ -147,7 +169,7 @@ class PostgresProjector:
                         "SELECT position FROM checkpoints WHERE name = %s FOR UPDATE",
                         (name,)).fetchone()
                     page = source.read_all(after=position, limit=self.batch_size)
-                    batch = [e for e in page if e.position > position]  # skip re-deliveries
+                    batch = new_events(name, page, position)
                     for event in batch:
                         try:
                             for sql in statements.get(event.type, ()):

@@ -12,6 +12,7 @@ version. ``coaching.entry.written`` went through three versions:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,10 @@ class UnknownEvent(LookupError):
     """No upcaster chain knows this type or version: the event is refused, not dropped."""
 
 
+class MalformedEvent(ValueError):
+    """A stored event does not hold what its version says: refused, naming where."""
+
+
 @dataclass(frozen=True)
 class StoredEvent:
     """An event as the store keeps it: its type, the version it was written in, its data."""
@@ -59,13 +64,15 @@ class StoredEvent:
 def entry_v1_to_v2(data: Data) -> Data:
     """The mood word becomes a label with a score; entries get (empty) tags."""
     mood = data["mood"]
-    if mood not in MOOD_SCORES:
+    if not isinstance(mood, str) or mood not in MOOD_SCORES:
         raise ValueError(f"v1 mood {mood!r} is not one of {', '.join(MOOD_SCORES)}")
     return {**data, "mood": {"label": mood, "score": MOOD_SCORES[mood]}, "tags": []}
 
 
 def entry_v2_to_v3(data: Data) -> Data:
     """``user_id`` is renamed ``author_id``; ``word_count`` is derived; language is unknown."""
+    if not isinstance(data["text"], str):
+        raise TypeError("'text' is not a string")
     rest = {k: v for k, v in data.items() if k != "user_id"}
     return {**rest, "author_id": data["user_id"], "word_count": len(data["text"].split()),
             "language": "und"}
@@ -81,21 +88,37 @@ LATEST = {"coaching.entry.written": 3, "coaching.goal.set": 1}
 def upcast(event: StoredEvent) -> StoredEvent:
     """The same event at the latest version of its type, by running the chain of upcasters.
 
+    The result is a deep copy: changing it never changes the stored event.
+
     Raises:
         UnknownEvent: the type is unknown, or the version is newer than this
             reader (a producer was upgraded first) or has no upcaster.
+        MalformedEvent: the stored data is malformed for its version (the
+            message names the type, the version, the step and the field).
     """
     if event.type not in LATEST:
         raise UnknownEvent(f"unknown event type {event.type!r}; known: {', '.join(LATEST)}")
-    latest, version, data = LATEST[event.type], event.version, event.data
-    if not isinstance(version, int) or version > latest or version < 1:
+    latest, version = LATEST[event.type], event.version
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= latest:
         raise UnknownEvent(f"{event.type} v{version} is unknown here (this reader knows "
                            f"v1 to v{latest}); upgrade the reader before the producer")
+    if not isinstance(event.data, dict):
+        raise MalformedEvent(f"{event.type} v{version} cannot be upcast: data is a "
+                             f"{type(event.data).__name__}, not a JSON object")
+    data = copy.deepcopy(event.data)  # the reader may change its copy; the store's stays
     while version < latest:
         step = UPCASTERS.get((event.type, version))
         if step is None:
             raise UnknownEvent(f"no upcaster from {event.type} v{version} to v{version + 1}")
-        data, version = step(data), version + 1
+        try:
+            data = step(data)
+        except KeyError as missing:
+            raise MalformedEvent(f"{event.type} v{event.version} cannot be upcast (v{version} "
+                                 f"to v{version + 1}): missing field {missing}") from None
+        except (TypeError, ValueError) as error:
+            raise MalformedEvent(f"{event.type} v{event.version} cannot be upcast (v{version} "
+                                 f"to v{version + 1}): {error}") from None
+        version += 1
     return StoredEvent(event.type, version, data)
 # --8<-- [end:upcasters]
 

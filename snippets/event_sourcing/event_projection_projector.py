@@ -7,7 +7,8 @@ saves the new checkpoint in the same SQLite transaction as the table update.
 A crash therefore loses or repeats nothing: either the batch and its
 checkpoint are both stored, or neither is, and the next run starts over from
 the old checkpoint. Events at or below the checkpoint (a re-delivery) are
-skipped, and a failing event rolls back its whole batch.
+skipped; an event that arrives after a later one (an out-of-order source) and
+a failing event each roll back their whole batch with an error.
 """
 
 from __future__ import annotations
@@ -127,11 +128,16 @@ class Projector:
 
     def run_once(self, projection: Projection) -> int:
         """Apply one batch to one projection; return how many events it applied."""
-        applied = 0
+        seen: set[int] = set()  # positions applied in this batch
         with transaction(self.db):  # the table update and the checkpoint: all or nothing
-            position = self.checkpoint(projection.name)
+            position = start = self.checkpoint(projection.name)
             for event in self.source.read_all(after=position, limit=self.batch_size):
                 if event.position <= position:
+                    if event.position > start and event.position not in seen:
+                        raise ProjectionError(
+                            f"{projection.name}: position {event.position} arrived after "
+                            f"position {position}: the source is out of order; batch rolled "
+                            f"back, checkpoint stays {start}")
                     continue  # delivered again: already applied
                 try:
                     projection.apply(self.db, event)
@@ -140,10 +146,11 @@ class Projector:
                         f"{projection.name} failed at position {event.position} ({event.stream} "
                         f"{event.type}): {type(error).__name__} {error}; batch rolled back, "
                         f"checkpoint stays {self.checkpoint(projection.name)}") from error
-                position, applied = event.position, applied + 1
+                position = event.position
+                seen.add(position)
             self.db.execute("UPDATE checkpoints SET position = ? WHERE projection = ?",
                             (position, projection.name))
-        return applied
+        return len(seen)
 
     def catch_up(self) -> int:
         """Run every projection until none has anything left; return events applied."""

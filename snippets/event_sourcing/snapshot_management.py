@@ -1,4 +1,4 @@
-"""Snapshots for an event-sourced goal: taken every N events, versioned, never misread.
+"""Snapshots for an event-sourced goal: taken every N events, versioned, checked before use.
 
 Rebuilding a goal means replaying every event of its stream. A snapshot
 stores the state at some version, so a load reads the snapshot and only the
@@ -8,7 +8,10 @@ Each snapshot records the ``SCHEMA`` of the code that wrote it. When the
 aggregate changes (a new field, a fixed rule), bump ``SCHEMA``: older
 snapshots are then ignored and rebuilt from the events, never read as if the
 new code had written them. A snapshot newer than its stream (the events were
-restored from an older backup) or one that does not decode is ignored too.
+restored from an older backup), one that does not decode, and one whose state
+lacks a field or holds a non-integer are ignored too. Once a restored stream
+grows back past a snapshot's version, the snapshot can no longer be told
+apart: delete the snapshots whenever you restore events.
 """
 
 from __future__ import annotations
@@ -137,9 +140,19 @@ class GoalProgress:
                 "best_streak": self.best_streak, "last_day": self.last_day}
 
     def restore(self, state: dict[str, Any], version: int) -> None:
-        self.sessions, self.minutes = state["sessions"], state["minutes"]
-        self.streak, self.best_streak = state["streak"], state["best_streak"]
-        self.last_day, self.version = state["last_day"], version
+        """Take the state from a snapshot.
+
+        Raises:
+            KeyError: a field is missing.
+            TypeError: a field is not a whole number (``True`` and ``3.0`` are not).
+        """
+        fields = ("sessions", "minutes", "streak", "best_streak", "last_day")
+        values = [state[name] for name in fields]
+        for name, value in zip(fields, values, strict=True):
+            if type(value) is not int:
+                raise TypeError(f"{name!r} = {value!r}, not a whole number")
+        self.sessions, self.minutes, self.streak, self.best_streak, self.last_day = values
+        self.version = version
 
     def __str__(self) -> str:
         return (f"v{self.version}: {self.sessions} sessions, {self.minutes} min, "
@@ -188,9 +201,10 @@ class Repository:
                 try:
                     goal.restore(snapshot.state, snapshot.version)
                     events = events[1:]
-                except (KeyError, TypeError) as error:
-                    goal = GoalProgress(goal_id)
+                except KeyError as error:
                     snapshot, ignored = None, f"state lacks {error}"
+                except TypeError as error:
+                    snapshot, ignored = None, f"state has {error}"
         if snapshot is None:
             events = self.events.read_stream(goal.stream)
         for event in events:

@@ -6,7 +6,10 @@ at some input position*, and processing must resume from that position. So
 every batch commits, in one SQLite transaction, the closed windows it emitted,
 the too-late events, the aggregator's state and the offset of the last input
 event. A crash anywhere rolls all of it back together, and the restart
-re-reads the same events: the effect is exactly once.
+re-reads the same events: the effect is exactly once. Each transaction first
+checks, under the write lock, that the committed offset is still the one this
+instance holds; if another instance moved it, the state is reloaded from
+there, so a stale instance never rewinds the checkpoint.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ class HourlyWords:
 
     def __init__(self, path: str | Path, *, allowed_lateness: int, commit_every: int = 100) -> None:
         self.path, self.lateness, self.commit_every = str(path), allowed_lateness, commit_every
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
         self._db.executescript(SCHEMA)
         self._load()
 
@@ -97,7 +100,11 @@ class HourlyWords:
                                   f"log ends at {log.end()}: the input was replaced")
         done = 0
         while batch := log.read(after=self.offset, limit=self.commit_every):
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("BEGIN IMMEDIATE")  # the write lock, then: are we current?
+            if self._committed_offset() != self.offset:  # another instance moved it
+                self._db.execute("ROLLBACK")
+                self._load()  # carry on from its checkpoint, never write over it
+                continue
             try:
                 for offset, event in batch:
                     if on_event:
@@ -113,6 +120,10 @@ class HourlyWords:
                 raise
             self.offset, done = batch[-1][0], done + len(batch)
         return done
+
+    def _committed_offset(self) -> int:
+        row = self._db.execute("SELECT offset FROM checkpoint").fetchone()
+        return 0 if row is None else row[0]
 
     def _process(self, offset: int, event: Event) -> None:
         self._newest = max(event.time, self._newest if self._newest is not None else event.time)

@@ -4,8 +4,13 @@ concurrent commands on one goal from threads and processes."""
 from __future__ import annotations
 
 import multiprocessing
+import select
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -451,3 +456,72 @@ def test_main_shows_acceptance_rejection_retry_and_the_race(capsys):
                         "at version 3; nothing was appended, retry the command")
     assert lines[9] == "B retries      : c-7 -> goal-run v5, position 5 (2 events)"
     assert lines[-1].startswith("  5  goal-run v5  GoalAchieved")
+
+
+# ------------------------------------------------------------------ a handler killed mid-command
+KILLED_HANDLER = """
+import sys
+from snippets.cqrs.command_side_handler import CommandHandler, GoalStore, LogSession, SetGoal
+handler = CommandHandler(GoalStore(sys.argv[1]))
+handler.handle(SetGoal("c-set", "run", "ana", "Run every day", 365))
+for i in range(int(sys.argv[2]), 300):
+    result = handler.handle(LogSession(f"c-{i}", "run", f"e-{i}", "2025-03-04"))
+    print(i, result.duplicate, flush=True)  # the reply; a kill may come before it
+"""
+
+
+def holds_the_write_lock(path: Path) -> bool:
+    probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError as error:
+        assert "locked" in str(error)
+        return True
+    finally:
+        probe.close()
+
+
+def test_a_handler_killed_mid_command_leaves_each_command_whole_or_absent_and_retries_act_once(
+        tmp_path):
+    path = tmp_path / "goals.db"
+    GoalStore(path).close()  # WAL mode and tables exist before the victims start
+    replied: set[int] = set()
+    for _ in range(3):  # three hard kills, each while a command's transaction is open
+        start = max(replied, default=-1) + 1
+        victim = subprocess.Popen([sys.executable, "-c", KILLED_HANDLER, str(path), str(start)],
+                                  cwd=Path(__file__).resolve().parents[2],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            seen_before = len(replied)
+            deadline = time.monotonic() + 60
+            while len(replied) < seen_before + 5:  # let it reply a few times first
+                ready, _, _ = select.select([victim.stdout], [], [], 60)
+                assert ready, "the handler process printed nothing for 60 s"
+                replied.add(int(victim.stdout.readline().split()[0]))
+            while not holds_the_write_lock(path):
+                assert time.monotonic() < deadline, "never caught the handler mid-append"
+            victim.send_signal(signal.SIGKILL)
+            assert victim.wait(10) == -signal.SIGKILL
+        finally:
+            victim.kill()
+            victim.wait(10)
+            replied |= {int(line.split()[0]) for line in victim.stdout.read().splitlines()}
+            victim.stdout.close()
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    store = GoalStore(path)
+    stored = store.events()
+    sessions = [data["entry_id"] for _, _, _, type_, data in stored if type_ == "SessionLogged"]
+    assert [v for _, _, v, _, _ in stored] == list(range(1, len(stored) + 1))
+    assert sessions == [f"e-{i}" for i in range(len(sessions))]  # a prefix, nothing half
+    assert {f"e-{i}" for i in replied} <= set(sessions)  # every reply was a stored command
+    # The client never saw replies for the rest: it sends every command again.
+    handler = CommandHandler(store)
+    total = len(sessions) + 10
+    results = [handler.handle(session(f"c-{i}", f"e-{i}")) for i in range(total)]
+    assert [r.duplicate for r in results] == [i < len(sessions) for i in range(total)]
+    assert [r.version for r in results] == list(range(2, total + 2))
+    final = [data["entry_id"] for *_, type_, data in store.events() if type_ == "SessionLogged"]
+    assert final == [f"e-{i}" for i in range(total)]  # each command acted exactly once
+    store.close()

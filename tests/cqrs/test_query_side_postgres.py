@@ -99,7 +99,7 @@ def test_two_projectors_running_at_once_apply_every_event_once(postgres_db):
         try:
             barrier.wait(10)
             projector.catch_up(source)
-        except Exception as error:  # pragma: no cover - reported below
+        except Exception as error:  # noqa: BLE001  # pragma: no cover - reported below
             errors.append(error)
 
     threads = [threading.Thread(target=run, args=(p,)) for p in projectors]
@@ -188,3 +188,44 @@ def test_a_malformed_event_rolls_back_its_batch_and_names_it(postgres_db):
 def test_a_bad_schema_name_is_refused_before_anything_is_created(postgres_db):
     with pytest.raises(ValueError, match=r"invalid schema name 'x; DROP TABLE y'"):
         connect(postgres_db, "x; DROP TABLE y")
+
+
+class Doubling(EventList):
+    """Sends every event of a page twice in a row: a transport that duplicates."""
+
+    def read_all(self, *, after: int = 0, limit: int = 1000):
+        return [e for event in super().read_all(after=after, limit=limit) for e in (event, event)]
+
+
+class Swapping(EventList):
+    """Swaps the first two events after ``after``: a transport that reorders."""
+
+    def read_all(self, *, after: int = 0, limit: int = 1000):
+        page = super().read_all(after=after, limit=limit)
+        return page[1::-1] + page[2:]
+
+
+def test_an_event_sent_twice_within_one_page_counts_once_on_postgres(postgres_db):
+    history = sample_history(120)
+    source = Doubling()
+    source.events = source_of(history).events
+    projector = PostgresProjector(postgres_db, batch_size=7)
+    assert projector.catch_up(source) == 3 * len(history)
+    assert answers(PostgresQueries(postgres_db)) == expected(history)
+    projector.close()
+
+
+def test_an_event_sent_after_a_later_one_is_refused_on_postgres_and_nothing_is_lost(postgres_db):
+    history = sample_history(60)
+    source = Swapping()
+    source.events = source_of(history).events
+    projector = PostgresProjector(postgres_db, batch_size=10)
+    with pytest.raises(ProjectionError, match=r"^coaching_dashboard: position 1 arrived after "
+                                              r"position 2: the source is out of order; its "
+                                              r"batch was rolled back at 0$"):
+        projector.catch_up(source)
+    assert projector.conn.execute("SELECT * FROM checkpoints ORDER BY name").fetchall() == [
+        ("coaching_dashboard", 0), ("evening_reflection", 0), ("follow_ups", 0)]
+    assert projector.catch_up(source_of(history)) == 3 * len(history)
+    assert answers(PostgresQueries(postgres_db)) == expected(history)
+    projector.close()

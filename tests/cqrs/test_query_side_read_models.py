@@ -181,3 +181,43 @@ def test_main_shows_three_read_models_from_the_same_events(capsys):
                           "  worked on: Read daily, Run 5 km", "  achieved: Run 5 km"]
     assert lines[-2] == "follow-ups     : [('2025-03-04', 'ana', 'e4', 2)]"
     assert lines[-1] == "unknown user   : None"
+
+
+class Doubling(Source):
+    """Sends every event of a page twice in a row: a transport that duplicates."""
+
+    def read_all(self, *, after: int = 0, limit: int = 1000):
+        return [e for event in super().read_all(after=after, limit=limit) for e in (event, event)]
+
+
+class Swapping(Source):
+    """Swaps the first two events after ``after``: a transport that reorders."""
+
+    def read_all(self, *, after: int = 0, limit: int = 1000):
+        page = super().read_all(after=after, limit=limit)
+        return page[1::-1] + page[2:]
+
+
+@settings(max_examples=30, deadline=None)
+@given(history=histories, batch=st.integers(2, 15))
+def test_an_event_sent_twice_within_one_page_counts_once(history, batch):
+    db = sqlite3.connect(":memory:")
+    projector = Projector(db, read_models(), batch_size=batch)
+    assert projector.catch_up(Doubling(history)) == 3 * len(history)
+    assert answers(CoachingQueries(db)) == expected(history)
+
+
+def test_an_event_sent_after_a_later_one_is_refused_and_nothing_of_its_page_is_kept():
+    history = [("goal-g1", "GoalSet", {"user": "ana", "goal_id": "g1", "title": "Run",
+                                       "target": 3})] + [
+        ("goal-g1", "SessionLogged", {"user": "ana", "goal_id": "g1", "entry_id": f"e{i}",
+                                      "day": "2025-03-03"}) for i in range(3)]
+    db = sqlite3.connect(":memory:")
+    projector = Projector(db, read_models(), batch_size=10)
+    with pytest.raises(ProjectionError, match=r"^coaching_dashboard: position 1 arrived after "
+                                              r"position 2: the source is out of order; its "
+                                              r"batch was rolled back at 0$"):
+        projector.catch_up(Swapping(history))
+    assert [projector.position(m.name) for m in read_models()] == [0, 0, 0]
+    assert projector.catch_up(Source(history)) == 3 * len(history)  # nothing was lost
+    assert answers(CoachingQueries(db)) == expected(history)

@@ -17,6 +17,7 @@ from snippets.event_design.event_versioning_upcasters import (
     MOOD_SCORES,
     SCHEMAS,
     UPCASTERS,
+    MalformedEvent,
     StoredEvent,
     UnknownEvent,
     entry_v1_to_v2,
@@ -122,3 +123,49 @@ def test_the_demo_upcasts_three_versions_and_refuses_two_events(capsys):
     assert [line.split(":")[0] for line in lines] == [
         "stored v1 -> v3", "stored v2 -> v3", "stored v3 -> v3", "stored v4 -> refused",
         "stored v1 -> refused"]
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_changing_what_a_reader_got_never_changes_the_stored_event(version):
+    v3 = {"entry_id": "e", "author_id": "ana", "text": "a b", "tags": ["run"], "word_count": 2,
+          "mood": {"label": "ok", "score": 3}, "language": "en"}
+    data = {1: as_v1(v3), 2: as_v2(v3), 3: v3}[version]
+    stored = StoredEvent(TYPE, version, copy.deepcopy(data))
+    current = upcast(stored)
+    current.data["tags"].append("edited")
+    current.data["mood"]["score"] = 1
+    current.data["text"] = "edited"
+    assert stored.data == data
+    assert upcast(stored) == upcast(StoredEvent(TYPE, version, copy.deepcopy(data)))
+
+
+def test_a_boolean_version_is_refused_not_read_as_v1():
+    v1 = {"entry_id": "e", "user_id": "a", "text": "", "mood": "ok"}
+    with pytest.raises(UnknownEvent, match=r"^coaching\.entry\.written vTrue is unknown here "
+                                           r"\(this reader knows v1 to v3\)"):
+        upcast(StoredEvent(TYPE, True, v1))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("version", "data", "message"), [
+    (1, {"entry_id": "e", "text": "", "mood": "ok"},
+     r"^coaching\.entry\.written v1 cannot be upcast \(v2 to v3\): missing field 'user_id'$"),
+    (1, {"entry_id": "e", "user_id": "a", "text": ""},
+     r"^coaching\.entry\.written v1 cannot be upcast \(v1 to v2\): missing field 'mood'$"),
+    (2, {"entry_id": "e", "user_id": "a", "mood": {"label": "ok", "score": 3}, "tags": []},
+     r"^coaching\.entry\.written v2 cannot be upcast \(v2 to v3\): missing field 'text'$"),
+    (2, {"entry_id": "e", "text": "", "mood": {"label": "ok", "score": 3}, "tags": []},
+     r"^coaching\.entry\.written v2 cannot be upcast \(v2 to v3\): missing field 'user_id'$"),
+    (1, {"entry_id": "e", "user_id": "a", "text": "", "mood": ["ok"]},
+     (r"^coaching\.entry\.written v1 cannot be upcast \(v1 to v2\): v1 mood \['ok'\] is not "
+      r"one of awful, low, ok, good, great$")),
+    (2, {"entry_id": "e", "user_id": "a", "text": 7, "mood": {}, "tags": []},
+     r"^coaching\.entry\.written v2 cannot be upcast \(v2 to v3\): 'text' is not a string$"),
+    (1, ["not", "an", "object"],
+     r"^coaching\.entry\.written v1 cannot be upcast: data is a list, not a JSON object$"),
+])
+def test_a_malformed_old_event_is_refused_naming_its_version_and_the_field(version, data, message):
+    stored = StoredEvent(TYPE, version, data)
+    before = copy.deepcopy(data)
+    with pytest.raises(MalformedEvent, match=message):
+        upcast(stored)
+    assert stored.data == before

@@ -185,3 +185,78 @@ def test_main_shows_both_read_models_the_redelivery_and_the_poison_event(capsys)
     assert lines[6] == ("poison event   : writing_calendar failed at position 13 (journal-ana "
                         "EntryWritten): KeyError 'words'; batch rolled back, checkpoint stays 12")
     assert lines[7] == "checkpoints    : {'goal_board': 14, 'writing_calendar': 12}"
+
+
+class Reordering(MemorySource):
+    """A source that hands out positions in the given order: a broken transport."""
+
+    def __init__(self, order: list[int]) -> None:
+        super().__init__()
+        self.order = order
+
+    def read_all(self, *, after: int = 0, limit: int = 1000) -> list:
+        by_position = {e.position: e for e in self.events}
+        return [by_position[p] for p in self.order if p > after][:limit]
+
+
+def test_an_event_delivered_after_a_later_one_is_refused_not_silently_skipped():
+    source = Reordering([1, 3, 2, 4])
+    source.add("goal-a", "GoalSet", title="A", target=5)
+    for _ in range(3):
+        source.add("goal-a", "SessionLogged")
+    db = sqlite3.connect(":memory:")
+    projector = Projector(db, source, [GoalBoard()], batch_size=10)
+    with pytest.raises(ProjectionError, match=r"^goal_board: position 2 arrived after position 3: "
+                                              r"the source is out of order; batch rolled back, "
+                                              r"checkpoint stays 0$"):
+        projector.catch_up()
+    assert projector.checkpoint("goal_board") == 0
+    assert db.execute("SELECT count(*) FROM goal_board").fetchone() == (0,)
+    source.order = [1, 2, 3, 4]  # the transport is fixed: nothing was lost
+    assert projector.catch_up() == 4
+    assert db.execute("SELECT sessions FROM goal_board").fetchone() == (3,)
+
+
+def test_a_duplicate_inside_one_batch_is_applied_once():
+    source = Reordering([1, 2, 2, 3, 3, 3])
+    source.add("goal-a", "GoalSet", title="A", target=5)
+    source.add("goal-a", "SessionLogged")
+    source.add("goal-a", "SessionLogged")
+    db = sqlite3.connect(":memory:")
+    projector = Projector(db, source, [GoalBoard()])
+    assert projector.catch_up() == 3
+    assert db.execute("SELECT sessions FROM goal_board").fetchone() == (2,)
+    assert projector.checkpoint("goal_board") == 3
+
+
+RIVAL = textwrap.dedent("""
+    import sqlite3, sys
+    from snippets.event_sourcing.event_projection_projector import (
+        GoalBoard, Projector, WritingCalendar)
+    from snippets.event_sourcing.event_store_sqlite import SQLiteEventStore
+
+    db = sqlite3.connect(sys.argv[2], timeout=60)
+    print(Projector(db, SQLiteEventStore(sys.argv[1]), [GoalBoard(), WritingCalendar()],
+                    batch_size=3).catch_up(), flush=True)
+""")
+
+
+def test_four_projector_processes_on_one_read_database_apply_every_event_once(tmp_path):
+    with SQLiteEventStore(tmp_path / "events.db") as source:
+        coaching_history(source, goals=6, days=40)
+        read_db = tmp_path / "read.db"
+        sqlite3.connect(read_db).execute("PRAGMA journal_mode=WAL").fetchone()
+        rivals = [subprocess.Popen([sys.executable, "-c", RIVAL, str(tmp_path / "events.db"),
+                                    str(read_db)], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        outputs = [rival.communicate(timeout=300) for rival in rivals]
+        assert [r.returncode for r in rivals] == [0] * 4, [err[-300:] for _, err in outputs]
+        last = source.last_position()
+        assert last == 166
+        # between them they applied each event once per read model, whoever did it
+        assert sum(int(out) for out, _ in outputs) == 2 * last
+        db = sqlite3.connect(read_db)
+        projector = Projector(db, source, [GoalBoard(), WritingCalendar()])
+        assert projector.checkpoint("goal_board") == projector.checkpoint("writing_calendar") \
+            == last
+        assert tables(db) == reference(source)

@@ -235,6 +235,41 @@ def test_a_subscriber_reads_a_large_backlog_in_batches_without_losing_one(backen
     assert seen == list(range(1200))
 
 
+def test_an_append_between_reading_the_backlog_and_waiting_wakes_the_subscriber(backend):
+    """The append lands in the exact gap between the subscriber's last read and its wait.
+
+    SQLite: through the same store object (appends elsewhere are found by polling).
+    PostgreSQL: through another connection, whose NOTIFY must not be missed.
+    """
+    with backend.open(poll_interval=600) as reader, backend.open() as other:
+        writer = reader if backend.name == "sqlite" else other
+        writer.append("goal-1", [new(backend, n=1)], expected_version=0)
+        real_read_all, reads = reader.read_all, []
+
+        def read_then_append(**kwargs):
+            batch = real_read_all(**kwargs)
+            reads.append([e.position for e in batch])
+            if len(reads) == 1:  # the backlog is read: the subscriber is about to wait
+                writer.append("goal-1", [new(backend, n=2)], expected_version=1)
+            return batch
+
+        reader.read_all = read_then_append
+        got, stop = [], threading.Event()
+
+        def follow() -> None:
+            for event in reader.subscribe(stop=stop):
+                got.append(event.data["n"])
+                if len(got) == 2:
+                    return
+
+        thread = threading.Thread(target=follow, daemon=True)
+        thread.start()
+        thread.join(60)  # a missed wake-up would sleep for the 600 s poll interval
+        stop.set()
+        assert not thread.is_alive() and got == [1, 2]
+        assert reads[:2] == [[1], [2]]
+
+
 # ------------------------------------------------------------------ concurrency
 WORKERS = 4
 
@@ -372,9 +407,10 @@ def test_a_writer_killed_mid_append_leaves_every_batch_whole_or_absent(backend):
         try:
             pid = int(read_line(victim.stdout, 60).split()[1])
             with backend.open() as store:  # let it commit once, then catch it mid-batch
-                wait_for(lambda: len(store.read_stream(stream, from_version=before + 1)) > 0,
-                         60, "a first commit")
-            wait_for(lambda: writer_is_mid_transaction(backend, pid), 60, "a transaction")
+                wait_for(lambda before=before: len(store.read_stream(
+                    stream, from_version=before + 1)) > 0, 60, "a first commit")
+            wait_for(lambda pid=pid: writer_is_mid_transaction(backend, pid), 60,
+                     "a transaction")
             victim.send_signal(signal.SIGKILL)
             assert victim.wait(10) == -signal.SIGKILL
         finally:
@@ -382,7 +418,7 @@ def test_a_writer_killed_mid_append_leaves_every_batch_whole_or_absent(backend):
             victim.wait(10)
             victim.stdout.close()
         if backend.name == "postgres":  # the server rolls back when it sees the socket close
-            def gone() -> bool:
+            def gone(pid: int = pid) -> bool:
                 with psycopg.connect(backend.location, autocommit=True) as conn:
                     return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
                                         (pid,)).fetchone()[0] == 0

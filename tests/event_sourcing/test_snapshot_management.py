@@ -162,3 +162,37 @@ def test_main_shows_the_same_state_whichever_way_it_was_built(capsys):
     assert "snapshot v250   +   0 replayed" in lines[4]
     assert lines[6].strip() == "(snapshot ignored: v400 is past the stream's end)"
     assert lines[8].strip().startswith("(snapshot ignored: does not decode:")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("sessions", "3"), ("minutes", 90.5), ("streak", True), ("best_streak", None),
+    ("last_day", [3]),
+])
+def test_a_snapshot_whose_state_has_a_wrong_type_is_ignored_never_misread(conn, field, value):
+    events, snapshots = EventLog(conn), SnapshotStore(conn)
+    events.append("goal-g", sessions([1, 2, 3]), expected_version=0)
+    good = {"sessions": 2, "minutes": 60, "streak": 2, "best_streak": 2, "last_day": 2}
+    snapshots.put(Snapshot("goal-g", 2, 2, {**good, field: value}))
+    loaded = Repository(events, snapshots).load("g")
+    assert loaded.ignored == f"state has {field!r} = {value!r}, not a whole number"
+    assert loaded.snapshot_version is None and loaded.replayed == 3
+    assert state(loaded.goal) == (3, 3, 90, 3, 3, 3)
+    assert snapshots.get("goal-g") == Snapshot("goal-g", 3, 2, loaded.goal.to_state())
+
+
+def test_events_restored_from_an_older_backup_and_appended_again_are_not_detected(conn):
+    """The check has a limit: once the stream grows back past the snapshot's version, a
+    snapshot of the lost history looks valid. Restoring events means dropping snapshots."""
+    events, snapshots = EventLog(conn), SnapshotStore(conn)
+    repo = Repository(events, snapshots, every=5)
+    events.append("goal-g", sessions([1, 2, 3, 4, 5, 6]), expected_version=0)
+    assert repo.load("g").goal.best_streak == 6  # and a snapshot at v6
+    with conn:  # the event store is restored from a backup taken at v2
+        conn.execute("DELETE FROM events WHERE version > 2")
+    events.append("goal-g", sessions([10, 20, 30, 40]), expected_version=2)
+    assert state(Repository(events, None).load("g").goal) == (6, 6, 180, 1, 2, 40)
+    misread = repo.load("g")
+    assert misread.snapshot_version == 6 and misread.ignored == ""
+    assert misread.goal.best_streak == 6  # the lost history's answer, not the events'
+    conn.execute("DELETE FROM snapshots")  # what a restore must do
+    assert state(repo.load("g").goal) == (6, 6, 180, 1, 2, 40)

@@ -143,3 +143,50 @@ def test_main_crashes_restarts_and_matches_a_clean_run(capsys):
     assert "killed while processing offset 8; committed up to offset 5" in out
     assert "restart   : resumes after offset 5, reads 7 events" in out
     assert "same as a run without a crash: True and True" in out
+
+
+def test_a_stale_second_instance_neither_rewinds_the_checkpoint_nor_counts_twice(tmp_path):
+    """Two instances on one state file (a restart while the old one still runs): the one that
+    loaded an older checkpoint must catch up from the newer one, not overwrite it."""
+    events = evening()
+    log = Log(tmp_path / "input.db")
+    log.append(events[:6])
+    first = HourlyWords(tmp_path / "state.db", allowed_lateness=LATENESS, commit_every=2)
+    stale = HourlyWords(tmp_path / "state.db", allowed_lateness=LATENESS, commit_every=2)
+    assert first.run(log) == 6  # offsets 1-6 committed by the first instance
+    assert stale.offset == 0  # the second one loaded before that
+    assert stale.run(log) == 0  # it finds the newer checkpoint and has nothing to redo
+    assert stale.offset == 6
+    log.append(events[6:])
+    assert first.run(log) == 6  # now the first one is behind
+    assert stale.run(log) == 0
+    check = HourlyWords(tmp_path / "state.db", allowed_lateness=LATENESS, commit_every=2)
+    assert check.offset == 12
+    assert (check.results(), check.late()) == clean_run(tmp_path, log, 2)
+
+
+WORKER = textwrap.dedent("""
+    import sys
+    from snippets.processing.stream_processing_checkpoint import HourlyWords, Log
+    HourlyWords(sys.argv[2], allowed_lateness=1800, commit_every=3).run(Log(sys.argv[1]))
+    print("done", flush=True)
+""")
+
+
+def test_four_instances_running_at_once_on_one_state_file_count_every_event_once(tmp_path):
+    hours = [Event(user, h * 600 + m * 7, m + 1) for h in range(60) for m in range(10)
+             for user in ("ana", "ben")]
+    log = Log(tmp_path / "input.db")
+    log.append(hours)
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path / "input.db"),
+                                 str(tmp_path / "state.db")], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outcomes = [worker.communicate(timeout=300) for worker in workers]
+    assert [w.returncode for w in workers] == [0] * 4, [err[-300:] for _, err in outcomes]
+    survivor = HourlyWords(tmp_path / "state.db", allowed_lateness=LATENESS, commit_every=3)
+    assert survivor.offset == len(hours)
+    assert (survivor.results(), survivor.late()) == clean_run(tmp_path, log, 3)
+    windowed = sum(words for *_, words, _ in survivor.results())
+    open_words = sum(cell[0] for cell in survivor._open.values())
+    assert windowed + open_words + sum(w for *_, w in survivor.late()) == \
+        sum(e.words for e in hours)
