@@ -27,6 +27,10 @@ class ProjectionError(Exception):
     """An event the read model cannot apply; its batch was rolled back."""
 
 
+class CheckpointError(Exception):
+    """The read model's checkpoint is past the head of the event log it was given."""
+
+
 class EventLog:
     """The event store: one SQLite file, events in a global order."""
 
@@ -45,6 +49,10 @@ class EventLog:
                                 "LIMIT ?", (after, limit)).fetchall()
         return [(p, t, json.loads(d)) for p, t, d in rows]
 
+    def head(self) -> int:
+        """The position of the last event, 0 for an empty log."""
+        return self._db.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+
     def checkpoint(self, name: str) -> int:
         row = self._db.execute("SELECT position FROM subscriptions WHERE name = ?",
                                (name,)).fetchone()
@@ -54,18 +62,34 @@ class EventLog:
         self._db.execute("INSERT OR REPLACE INTO subscriptions VALUES (?, ?)", (name, position))
 
 
+def check_until(until: object) -> None:
+    """Refuse an ``until`` that is not None or a position (an int of 0 or more)."""
+    if until is not None and (isinstance(until, bool) or not isinstance(until, int)):
+        raise TypeError(f"until must be an int position or None, got {until!r}")
+    if until is not None and until < 0:
+        raise ValueError(f"until={until} is negative; positions start at 1")
+
+
 # --8<-- [start:subscriber]
 class WordsPerDay:
     """A read model (entries and words per day) fed by a durable catch-up subscription.
 
     Args:
         path: the read model's SQLite file; its checkpoint lives in it too.
-        batch: events per transaction.
+        batch: events per transaction, at least 1.
+
+    Raises:
+        TypeError: ``batch`` is not an int.
+        ValueError: ``batch`` is below 1.
     """
 
     name = "words_per_day"
 
     def __init__(self, path: str | Path, *, batch: int = 50) -> None:
+        if isinstance(batch, bool) or not isinstance(batch, int):
+            raise TypeError(f"batch must be an int, got {batch!r}")
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1 event, got {batch}")
         self.path, self.batch = Path(path), batch
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.executescript("""
@@ -83,12 +107,26 @@ class WordsPerDay:
                  on_event: Callable[[int], None] | None = None) -> int:
         """Apply the events after the checkpoint (up to ``until``), a batch per transaction.
 
-        Returns how many events were applied.
+        Each transaction reads the checkpoint, applies the next batch and moves the
+        checkpoint, so a second instance of the same subscriber waits for it and
+        then starts after its batch.
+
+        Returns:
+            How many events were applied.
+
+        Raises:
+            TypeError: ``until`` is not an int.
+            ValueError: ``until`` is negative or below the checkpoint.
+            CheckpointError: the checkpoint is past the head of ``log``.
+            ProjectionError: an event cannot be applied (its batch is rolled back).
         """
+        check_until(until)
         applied = 0
-        while batch := log.read_all(self.checkpoint(log), self._limit(log, until)):
-            self.db.execute("BEGIN IMMEDIATE")
+        while True:
             try:
+                self.db.execute("BEGIN IMMEDIATE")  # taken before reading the checkpoint
+                start = self.checkpoint(log)
+                batch = log.read_all(start, self._limit(log, start, until))
                 for position, type_, data in batch:
                     if on_event:
                         on_event(position)  # tests crash here
@@ -97,24 +135,40 @@ class WordsPerDay:
                     except (KeyError, TypeError, ValueError) as error:
                         raise ProjectionError(f"{self.name}: cannot apply event {position} "
                                               f"({type_}): {error!r}; batch rolled back, "
-                                              f"checkpoint stays at {self.checkpoint(log)}")
-                self.db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)",
-                                (self.name, batch[-1][0]))  # same transaction as the effects
+                                              f"checkpoint stays at {start}") from None
+                if batch:  # same transaction as the effects
+                    self.db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)",
+                                    (self.name, batch[-1][0]))
                 self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:  # not after COMMIT: that batch is done
+                    self.db.execute("ROLLBACK")
                 raise
+            if not batch:
+                return applied
             applied += len(batch)
-        return applied
 
-    def _limit(self, log: EventLog, until: int | None) -> int:
-        return self.batch if until is None else min(self.batch, until - self.checkpoint(log))
+    def _limit(self, log: EventLog, start: int, until: int | None) -> int:
+        if until is not None and until < start:
+            raise ValueError(f"{self.name}: until={until} is below the checkpoint {start}; "
+                             "applied events cannot be un-applied (rebuild from 0 to go back)")
+        if start > (head := log.head()):
+            raise CheckpointError(f"{self.name}: checkpoint {start} is past the head of the "
+                                  f"event log ({head}): this read model was built from other "
+                                  "events (another store, or one restored from an older "
+                                  "backup); rebuild it instead of catching up")
+        return self.batch if until is None else min(self.batch, until - start)
 
     def apply(self, type_: str, data: dict[str, Any]) -> None:
         if type_ == "EntryWritten":
+            day, words = data["day"], data["words"]
+            if not isinstance(day, str):
+                raise TypeError(f"day must be a string, got {day!r}")
+            if isinstance(words, bool) or not isinstance(words, int) or words < 0:
+                raise ValueError(f"words must be a count of 0 or more, got {words!r}")
             self.db.execute("INSERT INTO words_per_day VALUES (?, 1, ?) ON CONFLICT (day) DO "
                             "UPDATE SET entries = entries + 1, words = words + excluded.words",
-                            (data["day"], data["words"]))
+                            (day, words))
 
     def table(self) -> list[tuple[str, int, int]]:
         return self.db.execute("SELECT * FROM words_per_day ORDER BY day").fetchall()
@@ -136,8 +190,10 @@ class CheckpointInTheStore(WordsPerDay):
 
     def catch_up(self, log: EventLog, *, until: int | None = None,
                  on_event: Callable[[int], None] | None = None) -> int:
+        check_until(until)
         applied = 0
-        while batch := log.read_all(self.checkpoint(log), self._limit(log, until)):
+        while batch := log.read_all(start := self.checkpoint(log),
+                                    self._limit(log, start, until)):
             self.db.execute("BEGIN IMMEDIATE")
             for position, type_, data in batch:
                 self.apply(type_, data)
