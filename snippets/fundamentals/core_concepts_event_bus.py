@@ -4,10 +4,15 @@ Channels are dotted lowercase names such as ``coaching.goals`` or
 ``system.agent.register``. A subscription names a channel or a pattern:
 ``*`` stands for exactly one segment and ``#`` for zero or more.
 
-Every subscription owns a mailbox (a bounded queue) and a worker task, so
-handlers of different subscribers run concurrently while each subscriber
-still sees events in publish order. A handler that raises is reported and
-the bus carries on; closing the bus drains every mailbox first.
+Every subscription owns a mailbox of at most ``mailbox_size`` events and a
+worker task, so handlers of different subscribers run concurrently. An event
+gets its sequence number and enters every matching mailbox in one step, with
+no ``await`` in between, so every subscriber sees events in sequence order,
+however many publishers there are. When a mailbox is full, the publisher
+waits in line for that subscriber (backpressure); the other subscribers
+already have the event. A handler that raises is reported and the bus
+carries on; closing the bus, or a subscription, first handles every event
+already delivered or waiting in line.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ import inspect
 import itertools
 import logging
 import re
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 log = logging.getLogger("event_bus")
 _SEGMENT = re.compile(r"[a-z0-9_]+")
@@ -44,7 +50,7 @@ class HandlerFailure:
 
     subscriber: str
     event: Event
-    error: Exception
+    error: Exception | asyncio.CancelledError
 
 
 Handler = Callable[[Event], Awaitable[None] | None]
@@ -83,53 +89,121 @@ def matches(pattern: tuple[str, ...], channel: tuple[str, ...]) -> bool:
 class Subscription:
     """A handler attached to a channel pattern, with its own mailbox and worker.
 
-    Use it as an async context manager to unsubscribe (and drain) on exit.
+    The mailbox holds at most ``bus.mailbox_size`` events; a delivery that
+    finds it full waits in line, and the line enters the mailbox in order as
+    the worker frees room. Use it as an async context manager to unsubscribe
+    (and drain) on exit.
     """
 
     def __init__(self, bus: EventBus, pattern: str, handler: Handler, name: str) -> None:
         self.pattern, self.name, self.active = pattern, name, True
         self._segments = parse_channel(pattern, pattern=True)
         self._bus, self._handler = bus, handler
-        self._mailbox: asyncio.Queue[Event] = asyncio.Queue(bus.mailbox_size)
-        self._idle = True
+        self._capacity = bus.mailbox_size
+        self._mailbox: deque[Event] = deque()
+        self._line: deque[tuple[Event, asyncio.Future[None]]] = deque()  # full: waiting
+        self._wakeup: asyncio.Future[None] | None = None
+        self._drained = asyncio.Event()  # set by the worker whenever it runs dry
         self._worker = asyncio.get_running_loop().create_task(self._run(), name=name)
 
-    async def _run(self) -> None:
-        while True:
-            self._idle = True
-            event = await self._mailbox.get()
-            self._idle = False
-            try:
-                result = self._handler(event)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception as error:  # isolate the failure, report it
-                self._bus._report(HandlerFailure(self.name, event, error))
-            finally:
-                self._mailbox.task_done()
-            if not self.active and self._mailbox.empty():
-                return
+    def matches(self, channel: str | tuple[str, ...]) -> bool:
+        """Tell whether a channel (a name, or segments from :func:`parse_channel`) is routed here."""
+        if isinstance(channel, str):
+            channel = parse_channel(channel)
+        return matches(self._segments, channel)
+
+    async def join(self) -> None:
+        """Wait until every event delivered here so far, in line included, is handled."""
+        await self._drained.wait()
 
     def unsubscribe(self) -> None:
-        """Stop routing new events here; events already delivered still run."""
+        """Stop routing new events here; events delivered or in line still run."""
         if not self.active:
             return
         self.active = False
         self._bus._remove(self)
-        if self._idle and self._mailbox.empty():
-            self._worker.cancel()  # parked on an empty mailbox: nothing to lose
+        self._wake()
 
     async def aclose(self) -> None:
         """Unsubscribe and wait until every event delivered here is handled."""
         self.unsubscribe()
         await asyncio.wait([self._worker])
 
-    async def __aenter__(self) -> Subscription:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-# --8<-- [end:subscription]
+    # --8<-- [end:subscription]
+
+    # --8<-- [start:deliver]
+    def deliver(self, event: Event) -> asyncio.Future[None] | None:
+        """Put ``event`` in the mailbox, or in line for it if the mailbox is full.
+
+        Events enter the mailbox in the order ``deliver`` was called.
+
+        Returns:
+            ``None`` once the event is in the mailbox; otherwise a future that
+            completes when it gets there. Cancelling that future withdraws the
+            event from the line.
+
+        Raises:
+            RuntimeError: the subscription has been unsubscribed.
+        """
+        if not self.active:
+            raise RuntimeError(f"subscription {self.name!r} is closed: "
+                               f"cannot deliver {event.channel!r} #{event.seq}")
+        self._drained.clear()
+        if len(self._mailbox) < self._capacity:
+            self._mailbox.append(event)
+            self._wake()
+            return None
+        admitted = asyncio.get_running_loop().create_future()
+        admitted.add_done_callback(self._withdraw)
+        self._line.append((event, admitted))
+        return admitted
+
+    async def _run(self) -> None:
+        while True:
+            if not self._mailbox:  # the line is empty too: it only waits while full
+                self._drained.set()
+                if not self.active:
+                    return
+                self._wakeup = asyncio.get_running_loop().create_future()
+                await self._wakeup
+                continue
+            event = self._mailbox.popleft()
+            self._admit()
+            try:
+                result = self._handler(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as error:  # noqa: BLE001 (isolate the failure, report it)
+                self._bus._report(HandlerFailure(self.name, event, error))
+            except asyncio.CancelledError as error:  # from a task the handler awaited
+                if self._worker.cancelling():  # the worker itself is cancelled: stop
+                    raise
+                self._bus._report(HandlerFailure(self.name, event, error))
+
+    def _admit(self) -> None:
+        """Move the first live delivery in line into the room just freed."""
+        while self._line:
+            event, admitted = self._line.popleft()
+            if not admitted.cancelled():
+                self._mailbox.append(event)
+                admitted.set_result(None)
+                return
+
+    def _withdraw(self, admitted: asyncio.Future[None]) -> None:
+        if admitted.cancelled():  # its publisher gave up: drop it from the line
+            self._line = deque(entry for entry in self._line if entry[1] is not admitted)
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            if not self._wakeup.done():  # done: the worker was cancelled while parked
+                self._wakeup.set_result(None)
+            self._wakeup = None
+    # --8<-- [end:deliver]
 
 
 class EventBus:
@@ -137,8 +211,14 @@ class EventBus:
 
     Args:
         mailbox_size: events a subscriber may have waiting before ``publish``
-            waits for it (backpressure instead of unbounded memory).
+            waits for it (backpressure instead of unbounded memory); at least 1.
         on_error: called with each :class:`HandlerFailure`, besides logging it.
+        route_cache_size: channels whose matching subscriptions are remembered
+            (least recently used first out); 0 turns the cache off.
+
+    Raises:
+        TypeError: a size is not an int.
+        ValueError: ``mailbox_size`` is below 1 or ``route_cache_size`` below 0.
     """
 
     def __init__(
@@ -146,12 +226,20 @@ class EventBus:
         *,
         mailbox_size: int = 1024,
         on_error: Callable[[HandlerFailure], None] | None = None,
+        route_cache_size: int = 1024,
     ) -> None:
-        self.mailbox_size = mailbox_size
+        for label, value, least in (("mailbox_size", mailbox_size, 1),
+                                    ("route_cache_size", route_cache_size, 0)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{label} must be an int, not {type(value).__name__}")
+            if value < least:
+                raise ValueError(f"{label} must be at least {least}, not {value}")
+        self.mailbox_size, self.route_cache_size = mailbox_size, route_cache_size
         self.failures: list[HandlerFailure] = []
         self._on_error = on_error
         self._subscriptions: list[Subscription] = []
-        self._routes: dict[str, tuple[Subscription, ...]] = {}
+        self._unsubscribed: set[Subscription] = set()  # may still be draining
+        self._routes: OrderedDict[str, tuple[Subscription, ...]] = OrderedDict()
         self._seq = itertools.count(1)
         self._closed = False
 
@@ -171,35 +259,48 @@ class EventBus:
     async def publish(self, channel: str, data: Any = None) -> Event:
         """Deliver an event to the mailbox of every matching subscription.
 
-        Returns once the event is queued everywhere, not when handlers finish.
+        Returns once the event is in every mailbox, not when handlers finish.
+        If a mailbox is full, waits until that subscriber has room; cancelling
+        the wait withdraws the event from the subscribers still waited for.
         """
         if self._closed:
             raise BusClosedError(f"bus is closed: refusing to publish on {channel!r}")
+        targets = self._route(channel)
+        event = Event(channel, data, next(self._seq))
+        # Numbered and put in (or in line for) every mailbox with no await in
+        # between: each subscriber sees events in seq order, whoever publishes.
+        waits = [admitted for s in targets if (admitted := s.deliver(event)) is not None]
+        if waits:  # backpressure: wait until every full mailbox has taken it
+            await asyncio.gather(*waits)
+        return event
+
+    def _route(self, channel: str) -> tuple[Subscription, ...]:
         targets = self._routes.get(channel)
         if targets is None:
             segments = parse_channel(channel)
-            targets = tuple(s for s in self._subscriptions if matches(s._segments, segments))
+            targets = tuple(s for s in self._subscriptions if s.matches(segments))
             self._routes[channel] = targets
-        event = Event(channel, data, next(self._seq))
-        for subscription in targets:
-            try:
-                subscription._mailbox.put_nowait(event)
-            except asyncio.QueueFull:  # backpressure: wait for this subscriber
-                await subscription._mailbox.put(event)
-        return event
+            if len(self._routes) > self.route_cache_size:
+                self._routes.popitem(last=False)  # evict the least recently used
+        else:
+            self._routes.move_to_end(channel)
+        return targets
     # --8<-- [end:publish]
 
     async def join(self) -> None:
         """Wait until every event published so far has been handled."""
-        await asyncio.gather(*(s._mailbox.join() for s in self._subscriptions))
+        retired = list(self._unsubscribed)
+        await asyncio.gather(*(s.join() for s in [*self._subscriptions, *retired]))
+        self._unsubscribed.difference_update(retired)  # drained for good: forget them
 
     async def close(self) -> None:
         """Refuse new publishes, then drain every mailbox and stop the workers."""
         self._closed = True
-        subscriptions = list(self._subscriptions)
+        subscriptions = [*self._subscriptions, *self._unsubscribed]
         await asyncio.gather(*(s.aclose() for s in subscriptions))
+        self._unsubscribed.clear()
 
-    async def __aenter__(self) -> EventBus:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -207,6 +308,7 @@ class EventBus:
 
     def _remove(self, subscription: Subscription) -> None:
         self._subscriptions.remove(subscription)
+        self._unsubscribed.add(subscription)
         self._routes.clear()
 
     def _report(self, failure: HandlerFailure) -> None:
