@@ -39,9 +39,11 @@ class Crash(Exception):
 class CountingTracker:
     """Broken: one more session per delivery."""
 
-    def __init__(self) -> None:
-        self.db = sqlite3.connect(":memory:", isolation_level=None)
-        self.db.execute("CREATE TABLE progress (user TEXT PRIMARY KEY, sessions INTEGER)")
+    def __init__(self, path: str = ":memory:") -> None:
+        # a file ``path`` lets several consumer processes share one database
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=60)
+        self.db.execute("CREATE TABLE IF NOT EXISTS progress "
+                        "(user TEXT PRIMARY KEY, sessions INTEGER)")
 
     # --8<-- [start:broken]
     def handle(self, event: Event) -> None:
@@ -58,9 +60,10 @@ class CountingTracker:
 class IdempotentTracker(CountingTracker):
     """Fixed: the event id and the count are written in one transaction."""
 
-    def __init__(self, crash_between: Callable[[Event], None] = lambda event: None) -> None:
-        super().__init__()
-        self.db.execute("CREATE TABLE processed (event_id TEXT PRIMARY KEY)")
+    def __init__(self, crash_between: Callable[[Event], None] = lambda event: None,
+                 path: str = ":memory:") -> None:
+        super().__init__(path)
+        self.db.execute("CREATE TABLE IF NOT EXISTS processed (event_id TEXT PRIMARY KEY)")
         self.crash_between = crash_between  # a test hook: dies between the two writes
 
     # --8<-- [start:fixed]

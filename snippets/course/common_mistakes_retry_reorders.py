@@ -80,11 +80,20 @@ class KeyOrderedConsumer:
         return False
 
     def redrive(self, key: str) -> None:
-        """Replay the key's dead letter, then its parked messages, in order."""
+        """Replay the key's dead letter, then its parked messages, in order.
+
+        A message leaves the consumer only after it was handled: if the redrive
+        stops half-way, what was not handled is still held, in order (the one
+        handled just before the stop may be handled again: at least once).
+        """
         if key not in self.dead:
             raise KeyError(f"no dead letter for key {key!r}")
-        waiting = [self.dead.pop(key), *self.parked.pop(key)]
-        self.run(waiting)
+        while self._attempt(self.dead[key]):
+            if not self.parked[key]:
+                del self.dead[key], self.parked[key]  # the key is free again
+                return
+            self.dead[key] = self.parked[key][0]  # the next message heads the key,
+            del self.parked[key][0]               # and only then leaves the parked list
 # --8<-- [end:fixed]
 
 

@@ -36,13 +36,27 @@ class BlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def put(self, blob: bytes) -> str:
-        """Store ``blob`` (atomically, once) and return its SHA-256 in hex."""
+        """Store ``blob`` (atomically, once) and return its SHA-256 in hex.
+
+        A file already under that name is kept only if it holds exactly
+        ``blob``: a truncated or swapped one is replaced, so publishing the
+        audio again repairs it. A failed write leaves no temporary file.
+        """
         digest = hashlib.sha256(blob).hexdigest()
         path = self.root / digest
-        if not path.exists():
-            with tempfile.NamedTemporaryFile(dir=self.root, delete=False) as tmp:
-                tmp.write(blob)
-            os.replace(tmp.name, path)  # readers never see half a file
+        try:
+            if path.read_bytes() == blob:
+                return digest  # stored once: the same audio is not written twice
+        except FileNotFoundError:
+            pass
+        handle, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(blob)
+            os.replace(tmp, path)  # readers never see half a file
+        except BaseException:
+            os.unlink(tmp)
+            raise
         return digest
 
     def get(self, digest: str) -> bytes:

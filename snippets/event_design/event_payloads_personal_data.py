@@ -4,13 +4,19 @@ An event is copied into brokers, logs, backups, replays and other teams'
 stores, and you cannot delete every copy. So the schema marks personal
 fields (``"x-personal": true``), a guard refuses to publish them in clear,
 and ``seal`` encrypts each one with a key that belongs to the person. Forget
-the key and every copy, everywhere, becomes unreadable: crypto-shredding.
+the key and every copy of the event becomes unreadable: crypto-shredding.
+(Only if no copy of the key survives: key backups must expire.)
 A consumer without access to the keys still reads the rest of the event.
+Each sealed field names its key by a random id, so a person who was erased
+and comes back with a new key still reads as erased in the old events.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import secrets
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -35,22 +41,45 @@ class PersonalDataError(ValueError):
 
 
 class KeyStore:
-    """One key per person. Forgetting a key erases that person's sealed fields everywhere."""
+    """One key per person at a time, each named by a random id.
+
+    Forgetting a person's key erases every field sealed with it, everywhere,
+    even after that person comes back and gets a new key.
+    """
 
     def __init__(self) -> None:
-        self._keys: dict[str, bytes] = {}
+        self._keys: dict[str, tuple[str, bytes]] = {}  # key id -> (person, key)
+        self._current: dict[str, str] = {}             # person -> id of the key in use
+        self._forgotten: set[str] = set()              # ids of keys deleted on request
 
-    def key(self, person: str) -> Fernet:
-        """The person's key, created on first use."""
-        return Fernet(self._keys.setdefault(person, Fernet.generate_key()))
+    def key(self, person: str) -> tuple[str, Fernet]:
+        """The id and key that seal ``person``'s fields now, created on first use."""
+        if person not in self._current:
+            key_id = secrets.token_hex(8)
+            self._keys[key_id] = (person, Fernet.generate_key())
+            self._current[person] = key_id
+        key_id = self._current[person]
+        return key_id, Fernet(self._keys[key_id][1])
 
-    def find(self, person: str) -> Fernet | None:
-        """The person's key, or None once it has been forgotten."""
-        return Fernet(self._keys[person]) if person in self._keys else None
+    def find(self, key_id: str, person: str) -> Fernet | None:
+        """Key ``key_id`` if it is ``person``'s, or None once it has been forgotten.
+
+        Raises:
+            KeyError: no such key was ever given to ``person``.
+        """
+        if key_id in self._forgotten:
+            return None
+        owner, key = self._keys[key_id]
+        if owner != person:
+            raise KeyError(key_id)
+        return Fernet(key)
 
     def forget(self, person: str) -> None:
-        """Delete the key (a right-to-erasure request)."""
-        self._keys.pop(person, None)
+        """Delete the person's key (a right-to-erasure request); a later seal makes a new one."""
+        key_id = self._current.pop(person, None)
+        if key_id is not None:
+            del self._keys[key_id]
+            self._forgotten.add(key_id)
 
 
 def personal_fields(schema: dict[str, Any]) -> list[str]:
@@ -61,15 +90,27 @@ def personal_fields(schema: dict[str, Any]) -> list[str]:
 # --8<-- [start:seal]
 def seal(data: dict[str, Any], schema: dict[str, Any], keys: KeyStore, person: str) -> dict:
     """A copy of ``data`` with every personal field encrypted with ``person``'s key."""
-    box = keys.key(person)
-    return {name: {"sealed": box.encrypt(json.dumps(value).encode()).decode()}
+    key_id, box = keys.key(person)
+    return {name: {"sealed": box.encrypt(json.dumps(value).encode()).decode(), "key": key_id}
             if name in personal_fields(schema) else value for name, value in data.items()}
+
+
+def is_sealed(value: Any) -> bool:
+    """A sealed field: a key id and a Fernet token, never text that merely sits in the wrapper."""
+    if not (isinstance(value, dict) and set(value) == {"sealed", "key"}
+            and isinstance(value["sealed"], str)):
+        return False
+    try:
+        token = base64.urlsafe_b64decode(value["sealed"].encode("ascii"))
+    except (UnicodeEncodeError, binascii.Error):
+        return False
+    # Fernet: version 0x80, 8-byte time, 16-byte IV, AES blocks, 32-byte HMAC
+    return token[:1] == b"\x80" and len(token) >= 73 and (len(token) - 57) % 16 == 0
 
 
 def guard(data: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     """Refuse to publish when a personal field is in clear; return ``data`` otherwise."""
-    clear = [n for n in personal_fields(schema)
-             if n in data and not (isinstance(data[n], dict) and set(data[n]) == {"sealed"})]
+    clear = [n for n in personal_fields(schema) if n in data and not is_sealed(data[n])]
     if clear:
         raise PersonalDataError(f"personal field(s) {', '.join(clear)} not sealed: not publishing")
     return data
@@ -78,13 +119,11 @@ def guard(data: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 def unseal(data: dict[str, Any], schema: dict[str, Any], keys: KeyStore,
            person: str) -> dict[str, Any]:
     """A copy with personal fields decrypted; ``None`` where the key was forgotten."""
-    box, opened = keys.find(person), dict(data)
+    opened = dict(data)
     for name in (n for n in personal_fields(schema) if n in data):
-        if box is None:
-            opened[name] = None
-            continue
         try:
-            opened[name] = json.loads(box.decrypt(data[name]["sealed"]))
+            box = keys.find(data[name]["key"], person)
+            opened[name] = None if box is None else json.loads(box.decrypt(data[name]["sealed"]))
         except (InvalidToken, KeyError, TypeError):
             raise PersonalDataError(f"field {name!r} was not sealed with {person}'s key") from None
     return opened

@@ -8,8 +8,9 @@ So the checks watch what the consumer does, not only that it exists:
   handler (liveness: a restart fixes a dead loop, nothing else);
 * ``progress``: messages are waiting and none was handled for
   ``stall_after`` seconds (the classic silent stall);
-* ``handler``: one message has been in its handler for over
-  ``handler_timeout`` seconds (stuck on a call with no timeout);
+* ``handler``: a message has been in its handler for over
+  ``handler_timeout`` seconds (stuck on a call with no timeout); with
+  several handlers running at once, the oldest one counts;
 * ``errors``: ``max_failures`` failures in a row (a dependency is down).
 
 ``/livez`` fails only on ``loop``: restarting for a downstream outage helps
@@ -39,7 +40,7 @@ class ConsumerHealth:
         self.handler_timeout, self.max_failures = handler_timeout, max_failures
         start = clock()
         self.last_poll = self.last_progress = start
-        self.in_handler: tuple[str, float] | None = None
+        self.in_handler: dict[str, float] = {}  # message id -> when its handler started
         self.failures_in_a_row = 0
         self._lock = threading.Lock()  # the HTTP thread reads what the consumer writes
 
@@ -49,11 +50,11 @@ class ConsumerHealth:
 
     def started(self, message_id: str) -> None:
         with self._lock:
-            self.in_handler = (message_id, self.clock())
+            self.in_handler[message_id] = self.clock()
 
-    def finished(self, ok: bool) -> None:
+    def finished(self, message_id: str, ok: bool) -> None:
         with self._lock:
-            self.in_handler = None
+            self.in_handler.pop(message_id, None)
             self.last_progress = self.clock()
             self.failures_in_a_row = 0 if ok else self.failures_in_a_row + 1
 
@@ -63,7 +64,8 @@ class ConsumerHealth:
         with self._lock:
             now, waiting = self.clock(), self.backlog()
             idle, quiet = now - self.last_poll, now - self.last_progress
-            busy = (self.in_handler[0], now - self.in_handler[1]) if self.in_handler else None
+            oldest = min(self.in_handler.items(), key=lambda item: item[1], default=None)
+            busy = (oldest[0], now - oldest[1]) if oldest else None
             failures = self.failures_in_a_row
         return {
             "loop": (busy is not None or idle <= self.loop_timeout, f"last poll {idle:.0f} s ago"),
@@ -131,7 +133,7 @@ def main() -> None:
             health.polled()
             health.started(f"m-{n}")
             now[0] += 1
-            health.finished(ok=True)
+            health.finished(f"m-{n}", ok=True)
             waiting[0] -= 1
         print("t=3   ", get(f"{base}/readyz"))
         health.polled()
@@ -146,7 +148,7 @@ def main() -> None:
         for name, check in body["checks"].items():  # type: ignore[union-attr]
             print(f"         {name:<9} {'ok' if check['ok'] else 'FAIL':<4}  {check['detail']}")
         now[0] = 100
-        health.finished(ok=False)  # the call finally raises, and the loop task dies with it
+        health.finished("m-4", ok=False)  # the call finally raises, and the loop task dies with it
         now[0] = 140
         print("t=140 ", get(f"{base}/livez"))
     finally:

@@ -111,19 +111,20 @@ def first_bad_position(store: EventStore, stream: str) -> int | None:
     """Binary search for the first position after which the invariant fails.
 
     Sound only for a monotone invariant (see :func:`healthy`); returns None
-    if the latest state is healthy.
+    if the latest state is healthy. The stream is read once, so events that
+    arrive during the search cannot mislead it: it bisects that snapshot.
     """
-    positions = [e.position for e in store.read(stream=stream)]
-    if not positions or healthy(replay(store.read(stream=stream))[0]):
+    events = store.read(stream=stream)
+    if not events or healthy(replay(events)[0]):
         return None
-    low, high = 0, len(positions) - 1  # positions[high] is known bad
+    low, high = 0, len(events) - 1  # events[high] is known bad
     while low < high:
         middle = (low + high) // 2
-        if healthy(replay(store.read(stream=stream, up_to=positions[middle]))[0]):
+        if healthy(replay(events[:middle + 1])[0]):  # the state as of events[middle]
             low = middle + 1
         else:
             high = middle
-    return positions[low]
+    return events[low].position
 # --8<-- [end:bisect]
 
 

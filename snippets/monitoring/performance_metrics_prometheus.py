@@ -64,7 +64,11 @@ class ConsumerMetrics:
 
 # --8<-- [start:consumer]
 class InstrumentedConsumer:
-    """Wraps a handler: drops duplicates by id, times it, counts every outcome."""
+    """Wraps a handler: drops duplicates by id, times it, counts every outcome.
+
+    A copy that arrives while the same id is being handled waits for that
+    outcome: it is a duplicate if the first one succeeded, handled if it failed.
+    """
 
     def __init__(self, name: str, handler: Callable[[Event], Awaitable[None]],
                  metrics: ConsumerMetrics, *, clock: Callable[[], float] = time.monotonic,
@@ -72,17 +76,21 @@ class InstrumentedConsumer:
         self.name, self.handler, self.m = name, handler, metrics
         self.clock, self.wall, self.remember = clock, wall, remember
         self._seen: OrderedDict[str, None] = OrderedDict()  # bounded: the last ids only
+        self._in_flight: dict[str, asyncio.Event] = {}      # ids being handled right now
         for outcome in ("handled", "failed", "duplicate"):  # export zeros, not absences
             metrics.consumed.labels(name, outcome)
 
     async def __call__(self, event: Event) -> str:
+        while event.id in self._in_flight:  # a copy is being handled: wait for its outcome
+            await self._in_flight[event.id].wait()
         if event.id in self._seen:
             self.m.consumed.labels(self.name, "duplicate").inc()
             return "duplicate"
+        done = self._in_flight[event.id] = asyncio.Event()
         start = self.clock()
         try:
             await self.handler(event)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any handler failure is an outcome to count
             outcome = "failed"
         else:
             outcome = "handled"
@@ -90,6 +98,8 @@ class InstrumentedConsumer:
             if len(self._seen) > self.remember:
                 self._seen.popitem(last=False)
         finally:
+            del self._in_flight[event.id]
+            done.set()
             self.m.processing.labels(self.name).observe(self.clock() - start)
         self.m.consumed.labels(self.name, outcome).inc()
         if outcome == "handled":

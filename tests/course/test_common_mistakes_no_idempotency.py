@@ -94,3 +94,64 @@ def test_a_crash_between_recording_the_id_and_counting_keeps_neither():
 def test_an_event_without_an_id_or_user_is_refused_by_name(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Event(**kwargs)
+
+
+def test_fixed_consumers_racing_on_one_database_count_each_of_600_events_once(tmp_path):
+    import threading
+
+    path = str(tmp_path / "progress.db")
+    IdempotentTracker(path=path)  # create the tables before the race
+    users = ("ana", "ben", "caro")
+    events = [Event(f"ev-{n}", users[n % 3]) for n in range(1, 601)]
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def consumer(index: int) -> None:
+        tracker = IdempotentTracker(path=path)  # its own connection, as a process would have
+        mine = events[index::2] + events[index::3]  # every event reaches two or three consumers
+        start.wait()
+        try:
+            deliver(tracker, mine, crash_before_ack={e.id for e in mine[::7]})
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=consumer, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    tracker = IdempotentTracker(path=path)
+    assert [tracker.sessions(u) for u in users] == [200, 200, 200]
+    assert tracker.db.execute("SELECT count(*) FROM processed").fetchone() == (600,)
+
+
+def test_broken_consumers_sharing_one_database_count_every_delivery(tmp_path):
+    path = str(tmp_path / "progress.db")
+    events = [Event(f"ev-{n}", "ana") for n in range(1, 11)]
+    deliveries = sum(deliver(CountingTracker(path), events, crash_before_ack={"ev-1"})
+                     for _ in range(2))
+    assert deliveries == 22 and CountingTracker(path).sessions("ana") == 22
+
+
+def test_fixed_a_consumer_sigkilled_between_recording_the_id_and_counting_loses_nothing(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "progress.db")
+    child = ("import os, signal, sys\n"
+             "from snippets.course.common_mistakes_no_idempotency import Event, IdempotentTracker\n"
+             "def die(event):\n"
+             "    if event.id == 'ev-2':\n"
+             "        os.kill(os.getpid(), signal.SIGKILL)\n"
+             "tracker = IdempotentTracker(die, path=sys.argv[1])\n"
+             "for n in (1, 2, 3):\n"
+             "    tracker.handle(Event(f'ev-{n}', 'ana'))\n")
+    done = subprocess.run([sys.executable, "-c", child, path], timeout=60, check=False)
+    assert done.returncode == -signal.SIGKILL
+    survivor = IdempotentTracker(path=path)  # the restarted consumer, same database
+    assert survivor.sessions("ana") == 1  # ev-1 only: ev-2's id went with the dead transaction
+    assert [r[0] for r in survivor.db.execute("SELECT event_id FROM processed")] == ["ev-1"]
+    deliver(survivor, [Event("ev-2", "ana"), Event("ev-3", "ana"), Event("ev-1", "ana")], set())
+    assert survivor.sessions("ana") == 3

@@ -94,3 +94,50 @@ def test_bad_arguments_are_refused_by_name():
         KeyOrderedConsumer(lambda m: None, max_attempts=0)
     with pytest.raises(KeyError, match="no dead letter for key 'ana'"):
         KeyOrderedConsumer(lambda m: None).redrive("ana")
+
+
+class Interrupted(BaseException):
+    """The process is stopped mid-redrive (Ctrl-C, a cancelled task): not a handler failure."""
+
+
+@pytest.mark.parametrize("stop_at", [1, 2, 3])
+def test_a_redrive_interrupted_at_any_message_loses_none_of_the_key(stop_at):
+    applied: list[Message] = []
+    consumer = KeyOrderedConsumer(flaky({Message("ben", 1): 9}, applied), max_attempts=1)
+    consumer.run([Message("ben", 1), Message("ben", 2), Message("ben", 3)])
+    calls = 0
+
+    def stops_at_the_nth_call(message: Message) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == stop_at:
+            raise Interrupted(f"stopped while handling {message.key}#{message.seq}")
+        applied.append(message)
+
+    consumer.handler = stops_at_the_nth_call
+    with pytest.raises(Interrupted):
+        consumer.redrive("ben")
+    waiting = [consumer.dead["ben"], *consumer.parked["ben"]]
+    assert applied == [Message("ben", n) for n in range(1, stop_at)]
+    assert waiting == [Message("ben", n) for n in range(stop_at, 4)]  # still held, in order
+    consumer.handler = flaky({}, applied)
+    consumer.redrive("ben")
+    assert applied == [Message("ben", 1), Message("ben", 2), Message("ben", 3)]
+    assert consumer.dead == {} and consumer.parked == {}
+
+
+def test_a_message_that_fails_mid_redrive_becomes_the_keys_dead_letter():
+    applied: list[Message] = []
+    consumer = KeyOrderedConsumer(flaky({Message("ben", 1): 1, Message("ben", 2): 2}, applied),
+                                  max_attempts=1)
+    consumer.run([Message("ben", 1), Message("ben", 2), Message("ben", 3), Message("ana", 1)])
+    assert consumer.dead == {"ben": Message("ben", 1)}
+    consumer.redrive("ben")  # ben#1 now succeeds, ben#2 fails its one attempt
+    assert applied == [Message("ana", 1), Message("ben", 1)]
+    assert consumer.dead == {"ben": Message("ben", 2)}
+    assert consumer.parked == {"ben": [Message("ben", 3)]}
+    consumer.redrive("ben")  # and fails again: nothing moves
+    assert consumer.dead == {"ben": Message("ben", 2)} and applied[-1] == Message("ben", 1)
+    consumer.redrive("ben")
+    assert applied == [Message("ana", 1), Message("ben", 1), Message("ben", 2), Message("ben", 3)]
+    assert consumer.dead == {} and consumer.parked == {}

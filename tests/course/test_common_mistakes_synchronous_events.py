@@ -102,3 +102,32 @@ def test_fixed_failures_stay_with_their_subscriber_and_the_others_get_everything
         assert seen[index] == ([] if index in failing else list(range(events)))
     assert len(bus.failures) == events * len(failing)
     assert {who for who, _, _ in bus.failures} == {f"handler_{i}" for i in failing}
+
+
+def test_fixed_concurrent_publishers_under_backpressure_lose_nothing_and_keep_each_ones_order():
+    async def scenario():
+        bus = QueueingBus()
+        seen: list[list[tuple[str, int]]] = [[], []]
+
+        def make(index: int):
+            async def handler(event: tuple[str, int]) -> None:
+                await asyncio.sleep(0)  # slower than the publishers: the queues fill up
+                seen[index].append(event)
+            return handler
+
+        for index in range(2):
+            bus.subscribe(make(index))
+
+        async def publisher(name: str) -> None:
+            for n in range(1_500):
+                await bus.publish((name, n))
+
+        await asyncio.gather(*(publisher(name) for name in "abc"))
+        await bus.drain()
+        return seen
+
+    seen = run(scenario())
+    for events in seen:
+        assert len(events) == 4_500 and len(set(events)) == 4_500  # every event, once
+        for name in "abc":
+            assert [n for who, n in events if who == name] == list(range(1_500))

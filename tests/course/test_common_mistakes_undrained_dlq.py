@@ -1,4 +1,5 @@
-"""Undrained DLQ: without an owner, dead letters expire unseen; with alerts and a redrive, none are lost."""
+"""Undrained DLQ: without an owner, dead letters expire unseen; with alerts and a redrive answered
+within the retention, none are lost."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from hypothesis import strategies as st
 
 from snippets.course.common_mistakes_undrained_dlq import (
     DAY,
+    HOUR,
     DeadLetter,
     ForgottenDLQ,
     WatchedDLQ,
@@ -70,3 +72,19 @@ def test_a_redrive_keeps_what_still_fails_in_order_with_one_more_attempt():
                                                             ("more \N{FIRE}", 2)]
     assert all(d.reason.startswith("UnicodeEncodeError(") for d in dlq.letters)
     assert dlq.redrive(reflect) == 0 and [d.attempts for d in dlq.letters] == [3, 3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(10 * DAY, 20 * DAY))
+def test_fixed_an_alert_answered_after_the_retention_still_loses_letters(respond_after):
+    dlq = WatchedDLQ()
+    outcome = simulate(dlq, 30, respond_after)
+    deadline = 14 * DAY - 1 * HOUR  # the first letter expires this long after the alert
+    lost = 0 if respond_after < deadline else (respond_after - deadline) // DAY + 1
+    assert outcome.expired == lost
+    assert outcome.built == 30 - lost and dlq.letters == []
+
+
+def test_the_last_safe_hour_to_answer_the_alert_is_the_retention_minus_the_alert_age():
+    assert simulate(WatchedDLQ(), 30, 14 * DAY - 2).expired == 0
+    assert simulate(WatchedDLQ(), 30, 14 * DAY - 1).expired == 1

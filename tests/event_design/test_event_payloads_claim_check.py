@@ -103,3 +103,47 @@ def test_the_demo_claim_checks_the_long_note_and_catches_the_swap(capsys):
     assert "e-1:     2,000 bytes of audio -> event of 2,748 bytes (inline)" in out
     assert "e-2: 1,024,000 bytes of audio -> event of   227 bytes (claim" in out
     assert "after the blob was swapped: blob" in out
+
+
+@pytest.mark.parametrize("damage", [b"", b"half a recording", b"v" * (THRESHOLD + 1)])
+def test_publishing_again_repairs_a_damaged_blob_instead_of_trusting_its_name(store, damage):
+    audio = b"v" * THRESHOLD + b"w"
+    event = publish_voice_note(store, "e-1", audio)
+    (store.root / event["claim"]["ref"]).write_bytes(damage)  # truncated, emptied or swapped
+    with pytest.raises(ClaimCheckError, match="does not match"):
+        read_voice_note(store, event)
+    again = publish_voice_note(store, "e-1", audio)  # the producer retries with the audio
+    assert again == event
+    assert read_voice_note(store, again) == audio
+    assert read_voice_note(store, event) == audio  # the first event's claim is good again
+    assert [p.name for p in store.root.iterdir()] == [event["claim"]["ref"]]
+
+
+def test_a_failed_write_leaves_no_temporary_file_and_no_blob(store, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", full)
+    with pytest.raises(OSError, match="No space left on device"):
+        publish_voice_note(store, "e-1", b"n" * (THRESHOLD + 1))
+    assert list(store.root.iterdir()) == []
+
+
+def test_a_producer_sigkilled_before_the_rename_leaves_no_half_blob_and_a_retry_stores_it(store):
+    import signal
+    import subprocess
+    import sys
+
+    audio = bytes(range(256)) * 1_000
+    child = ("import os, signal, sys\n"
+             "from snippets.event_design.event_payloads_claim_check import BlobStore\n"
+             "os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+             "BlobStore(sys.argv[1]).put(bytes(range(256)) * 1_000)\n")
+    done = subprocess.run([sys.executable, "-c", child, str(store.root)], timeout=60, check=False)
+    assert done.returncode == -signal.SIGKILL
+    digest = hashlib.sha256(audio).hexdigest()
+    assert not (store.root / digest).exists()  # only the orphaned temporary file
+    with pytest.raises(ClaimCheckError, match="is not in the store"):
+        store.get(digest)
+    event = publish_voice_note(store, "e-1", audio)
+    assert read_voice_note(store, event) == audio

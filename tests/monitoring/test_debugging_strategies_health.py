@@ -40,7 +40,7 @@ def failing(health):
 
 
 def test_a_fresh_idle_consumer_is_healthy_everywhere(consumer):
-    health, clock, backlog, base = consumer
+    health, clock, _backlog, base = consumer
     clock.now = 1000  # idle for long, but nothing is waiting and it keeps polling
     health.polled()
     assert failing(health) == []
@@ -61,7 +61,7 @@ def test_a_consumer_that_polls_but_handles_nothing_while_work_waits_is_stalled(c
 
 
 def test_a_handler_stuck_past_its_timeout_fails_readiness_but_not_liveness(consumer):
-    health, clock, backlog, base = consumer
+    health, clock, _backlog, base = consumer
     health.polled()
     health.started("m-4")
     clock.now = 31
@@ -72,20 +72,20 @@ def test_a_handler_stuck_past_its_timeout_fails_readiness_but_not_liveness(consu
 
 
 def test_a_loop_that_stopped_polling_outside_a_handler_fails_liveness(consumer):
-    health, clock, backlog, base = consumer
+    health, clock, _backlog, base = consumer
     clock.now = 31
     assert failing(health) == ["loop"]
     assert get(f"{base}/livez") == (503, {"status": "dead"})
 
 
 def test_failures_in_a_row_fail_readiness_and_one_success_resets_them(consumer):
-    health, clock, backlog, base = consumer
+    health, _clock, _backlog, _base = consumer
     for _ in range(3):
         health.started("m")
-        health.finished(ok=False)
+        health.finished("m", ok=False)
     assert failing(health) == ["errors"]
     health.started("m")
-    health.finished(ok=True)
+    health.finished("m", ok=True)
     assert failing(health) == []
 
 
@@ -98,14 +98,14 @@ def test_an_unknown_path_is_a_404_that_names_the_endpoints(consumer):
 
 
 def test_concurrent_probes_while_the_consumer_works_always_get_a_consistent_answer(consumer):
-    health, clock, backlog, base = consumer
+    health, _clock, _backlog, base = consumer
     stop = threading.Event()
 
     def work():
         while not stop.is_set():
             health.polled()
             health.started("m")
-            health.finished(ok=True)
+            health.finished("m", ok=True)
 
     worker = threading.Thread(target=work)
     worker.start()
@@ -115,6 +115,29 @@ def test_concurrent_probes_while_the_consumer_works_always_get_a_consistent_answ
         stop.set()
         worker.join(5)
     assert answers == {200}
+
+
+def test_one_stuck_handler_among_concurrent_ones_still_fails_the_handler_check(consumer):
+    health, clock, backlog, _base = consumer
+    backlog[0] = 5
+    health.polled()
+    health.started("m-1")  # hangs on a call with no timeout
+    clock.now = 1
+    health.started("m-2")
+    clock.now = 2
+    health.finished("m-2", ok=True)  # its neighbour is done
+    clock.now = 31
+    assert health.checks()["handler"] == (False, "in m-1 for 31 s")
+    health.started("m-3")
+    clock.now = 32
+    assert health.checks()["handler"] == (False, "in m-1 for 32 s")  # the oldest counts
+    assert failing(health) == ["handler"]
+    health.finished("m-1", ok=False)
+    assert health.checks()["handler"] == (True, "in m-3 for 1 s")
+    health.finished("m-3", ok=True)
+    health.finished("m-3", ok=True)  # a second report of the same message changes nothing
+    assert health.checks()["handler"] == (True, "idle")
+    assert health.failures_in_a_row == 0
 
 
 def test_the_demo_tells_alive_from_making_progress(capsys):

@@ -110,3 +110,52 @@ def test_the_demo_finds_position_9_and_the_fix_moves_the_nudge_to_sunday(capsys)
     assert lines[5] == "buggy: sessions=4 healthy=False nudges=[]"
     assert lines[6] == "fixed: sessions=3 healthy=True nudges=[]"
     assert lines[7] == "fixed, whole week: 7 sessions, nudges ['goal reached on 2025-03-09']"
+
+
+class LiveStore(EventStore):
+    """A store that the app keeps writing to while someone bisects it: after the first
+    read, a second entry on an evening already written is appended."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def read(self, **kwargs):
+        self.reads += 1
+        if self.reads == 2:
+            self.append("goal", "EntryWritten", day=(MONDAY + timedelta(1)).isoformat(),
+                        entry="late")
+        return super().read(**kwargs)
+
+
+def test_a_bisection_while_events_arrive_never_names_a_healthy_position():
+    store = LiveStore()
+    week(store, [0, 1, 2])
+    bad = first_bad_position(store, "goal")
+    if bad is not None:
+        culprit = replay(store.read(stream="goal", up_to=bad))[0]
+        assert not healthy(culprit), f"named position {bad}, where the state was healthy"
+    assert bad is None  # it bisects the snapshot it read, which was healthy
+    assert first_bad_position(store, "goal") == 5  # a fresh search sees the late entry
+
+
+def test_a_replay_in_another_process_reproduces_the_same_state_and_nudges(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "events.sqlite3"
+    week(EventStore(str(path)), [0, 1, 2, 2, 3, 4, 5, 6])
+    child = ("import json, sys\n"
+             "from snippets.monitoring.debugging_strategies_replay import EventStore, replay\n"
+             "goal, nudges = replay(EventStore(sys.argv[1]).read(stream='goal'))\n"
+             "print(json.dumps([goal.sessions, sorted(goal.days), goal.evenings_so_far(), nudges]))")
+    outputs = {subprocess.run([sys.executable, "-c", child, str(path)], capture_output=True,
+                              text=True, check=True, timeout=60,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+               for seed in ("0", "1", "4242")}
+    assert len(outputs) == 1  # the same in every process, whatever the hash seed
+    here, nudges = replay(EventStore(str(path)).read(stream="goal"))
+    assert json.loads(outputs.pop()) == [8, sorted(here.days), 7, ["goal reached on 2025-03-08"]]
+    assert nudges == ["goal reached on 2025-03-08"]

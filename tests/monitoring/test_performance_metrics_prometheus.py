@@ -58,7 +58,7 @@ def test_every_outcome_is_counted_and_starts_at_zero(setup):
 
 
 def test_a_duplicate_is_not_handled_again_but_a_failed_event_is_retried(setup):
-    registry, consumer, _, calls = setup
+    _registry, consumer, _, calls = setup
     feed(consumer, Event("a", "T", 100, {}), Event("a", "T", 100, {}))
     failing = Event("b", "T", 100, {"fail": True})
     assert feed(consumer, failing, failing) == ["failed", "failed"]
@@ -66,7 +66,7 @@ def test_a_duplicate_is_not_handled_again_but_a_failed_event_is_retried(setup):
 
 
 def test_processing_time_is_observed_for_failures_too_and_age_only_for_handled_events(setup):
-    registry, consumer, clock, _ = setup
+    registry, consumer, _clock, _ = setup
     feed(consumer, Event("a", "T", 99.0, {"cost": 0.25}), Event("b", "T", 99.0,
                                                                  {"cost": 0.5, "fail": True}))
     assert value(registry, "coaching_event_processing_seconds_count", consumer="coach") == 2
@@ -85,7 +85,7 @@ def test_an_event_from_a_publisher_whose_clock_runs_ahead_has_age_zero_not_negat
 
 
 def test_only_the_most_recent_ids_are_remembered_so_memory_stays_bounded(setup):
-    registry, consumer, _, calls = setup
+    _registry, consumer, _, _calls = setup
     events = [Event(i, "T", 100, {}) for i in "abcd"]
     feed(consumer, *events)
     assert feed(consumer, events[3], events[0]) == ["duplicate", "handled"]  # 'a' was forgotten
@@ -133,3 +133,88 @@ def test_the_demo_scrape_is_valid_exposition_text_with_the_burst_halfway(capsys)
     assert families["coaching_event_processing_seconds"].type == "histogram"
     assert "_created" not in exposition
     assert summary == ": depth 0, 9 handled, duplicate rate 2/12 = 17%\n"
+
+
+def race(consumer, *events, release_after: int):
+    """Deliver ``events`` concurrently; the handler holds each one until all have arrived."""
+    async def go():
+        arrived, go_on = 0, asyncio.Event()
+        inner = consumer.handler
+
+        async def held(event: Event) -> None:
+            await go_on.wait()
+            await inner(event)
+
+        async def deliver(event: Event) -> str:
+            nonlocal arrived
+            arrived += 1
+            if arrived == release_after:
+                go_on.set()
+            return await consumer(event)
+
+        consumer.handler = held
+        return await asyncio.gather(*(deliver(e) for e in events))
+    return asyncio.run(asyncio.wait_for(go(), 5))
+
+
+def test_concurrent_deliveries_of_one_id_are_handled_once_and_the_rest_counted_as_duplicates(
+        setup):
+    registry, consumer, _, calls = setup
+    outcomes = race(consumer, *[Event("a", "T", 100, {}) for _ in range(5)],
+                    Event("b", "T", 100, {}), release_after=6)
+    assert outcomes == ["handled", "duplicate", "duplicate", "duplicate", "duplicate", "handled"]
+    assert sorted(calls) == ["a", "b"]  # each id reached the handler once
+    assert [value(registry, "coaching_events_consumed_total", consumer="coach", outcome=o)
+            for o in ("handled", "failed", "duplicate")] == [2.0, 0.0, 4.0]
+    assert consumer._in_flight == {}
+
+
+def test_a_delivery_waiting_behind_a_failing_one_of_its_id_is_handled_not_dropped(setup):
+    _registry, consumer, _, calls = setup
+    failing = Event("b", "T", 100, {"fail": True})
+    assert race(consumer, failing, Event("b", "T", 100, {}), release_after=2) == [
+        "failed", "handled"]
+    assert calls == ["b", "b"]
+    assert consumer._in_flight == {}
+
+
+def test_after_a_failed_first_copy_only_one_of_the_waiting_copies_runs_the_handler(setup):
+    registry, consumer, _, calls = setup
+    failing_once = Event("c", "T", 100, {"fail": True})
+    inner = consumer.handler
+
+    async def fails_only_the_first_time(event: Event) -> None:
+        await asyncio.sleep(0)  # the handler yields: the other copies get to run meanwhile
+        await inner(failing_once if not calls else event)
+
+    consumer.handler = fails_only_the_first_time
+    outcomes = race(consumer, *[Event("c", "T", 100, {}) for _ in range(4)], release_after=4)
+    assert outcomes == ["failed", "handled", "duplicate", "duplicate"]
+    assert calls == ["c", "c"]
+    assert [value(registry, "coaching_events_consumed_total", consumer="coach", outcome=o)
+            for o in ("handled", "failed", "duplicate")] == [1.0, 1.0, 2.0]
+
+
+def test_a_cancelled_copy_lets_the_copy_waiting_behind_it_run(setup):
+    _registry, consumer, _, calls = setup
+
+    async def scenario():
+        entered, never = asyncio.Event(), asyncio.Event()
+        inner = consumer.handler
+
+        async def hangs_the_first_time(event: Event) -> None:
+            if not entered.is_set():
+                entered.set()
+                await never.wait()
+            await inner(event)
+
+        consumer.handler = hangs_the_first_time
+        first = asyncio.create_task(consumer(Event("d", "T", 100, {})))
+        await entered.wait()
+        second = asyncio.create_task(consumer(Event("d", "T", 100, {})))
+        await asyncio.sleep(0)  # the second copy is now waiting for the first
+        first.cancel()
+        return await second, first.cancelled()
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 5)) == ("handled", True)
+    assert calls == ["d"] and consumer._in_flight == {}

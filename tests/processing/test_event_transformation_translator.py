@@ -101,3 +101,17 @@ def test_the_demo_translates_ignores_deletes_and_refuses(capsys):
     assert out[2].endswith("EntryDeleted(entry_id='diarypro-88125', user_id='user-ana')")
     assert out[3].endswith("refused: legacy event 88126: field 'ts' must be int, not '2024-06-10'")
     assert out[4].endswith("refused: legacy event 88127: unknown EvtType 'DIARY_REMINDER_SET'")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**31), st.sampled_from(["DIARY_ENTRY_SAVED", "DIARY_ENTRY_DELETED"]),
+       st.text(max_size=20), st.sampled_from([4711, 12]))
+def test_re_importing_a_legacy_event_gives_the_same_domain_event_so_inboxes_drop_it(
+        event_id, kind, text, uid):
+    legacy = saved(EvtType=kind, EvtId=event_id, txt=text, uid=uid)
+    first = LAYER.translate(legacy)
+    again = LegacyDiaryTranslator({4711: "user-ana", 12: "user-ben"}).translate(dict(legacy))
+    assert again == first  # another process, another day: the very same event
+    assert first.entry_id == f"diarypro-{event_id}"
+    inbox = {first.entry_id}
+    assert again.entry_id in inbox

@@ -131,3 +131,24 @@ def test_joining_a_group_on_a_key_that_is_not_a_stream_is_refused(redis_server):
         return value
 
     assert asyncio.run(scenario()) == "x"
+
+
+def kill_and_start(engine):
+    """The harder fault: SIGKILL to redis-server (no shutdown, no flush), then start it again."""
+    async def crash() -> None:
+        await asyncio.to_thread(engine.kill)
+        await asyncio.to_thread(engine.start)
+    return crash
+
+
+def test_a_sigkilled_redis_with_aof_gives_back_every_acknowledged_write(aof_redis):
+    pid_before = aof_redis.process.pid
+    report: dict[str, int] = {}
+    page_test(AckAfterHandling, fault=kill_and_start(aof_redis), report=report)
+    assert report == {"handled": 20, "redelivered": 2}
+    assert aof_redis.process.pid != pid_before
+
+
+def test_acking_on_receipt_still_loses_the_entries_in_flight_after_a_sigkill(aof_redis):
+    with pytest.raises(AssertionError, match="^lost entry-0004, entry-0005$"):
+        page_test(AckOnReceipt, fault=kill_and_start(aof_redis))

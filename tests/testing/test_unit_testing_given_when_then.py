@@ -106,3 +106,21 @@ def test_the_demo_reports_the_passing_goal_and_the_caught_off_by_one(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[:3] == ["Goal: 7 passed, 0 failed", "GoalWithOffByOne: 6 passed, 1 failed",
                          "  caught by test_reaching_the_target_exactly_completes_the_goal:"]
+
+
+class GoalThatCountsRedeliveries(Goal):
+    """A mutant: the redelivery check is gone, so the same entry is counted again."""
+
+    @classmethod
+    def decide(cls, command: object, state):
+        if isinstance(command, LogProgress) and state is not None:
+            state = type(state)(target=state.target, total=state.total,
+                                reached=state.reached, entries=frozenset())
+        return super().decide(command, state)
+
+
+def test_a_goal_that_counts_a_redelivery_is_caught_by_exactly_the_redelivery_test():
+    failed = {name: why for name, why in run_tests(GoalThatCountsRedeliveries) if why}
+    assert list(failed) == ["test_the_same_entry_logged_twice_changes_nothing"]
+    assert "ProgressLogged(goal_id='run-5k', entry_id='e1', amount=1, total=2)" in failed[
+        "test_the_same_entry_logged_twice_changes_nothing"]

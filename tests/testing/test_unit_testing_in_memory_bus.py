@@ -103,3 +103,17 @@ def test_the_demo_reports_the_wiring_bug_caught_three_times(capsys):
     assert out.splitlines()[0] == "GoalTracker (listens to 'journal.entry_written'): 4 passed, 0 failed"
     assert "'journal.entry.written'): 1 passed, 3 failed" in out
     assert out.count("caught by") == 3
+
+
+class GoalTrackerCountingRedeliveries(GoalTracker):
+    """A mutant: it forgets which entries it has seen, so a redelivery counts again."""
+
+    async def on_entry(self, event: Event) -> None:
+        self.seen.clear()
+        await super().on_entry(event)
+
+
+def test_a_tracker_that_counts_a_redelivery_is_caught_by_exactly_the_redelivery_test():
+    failed = {name: why for name, why in run_tests(GoalTrackerCountingRedeliveries) if why}
+    assert failed == {"test_a_redelivered_entry_is_counted_once":
+                      "running totals announced: [2.0, 4.0, 8.0]"}
