@@ -5,11 +5,17 @@ hangs costs one deadline, not the consumer. A timed-out message is not
 acknowledged, so the broker delivers it again; since the slow call may still
 have succeeded on the other side, the downstream must be idempotent too.
 
+A handler that raises costs its message, not the consumer: the message is
+nacked with the error and the next one is taken. Every message taken ends
+either acknowledged or nacked with a reason.
+
 ``stop(grace)`` stops taking messages, lets the message in flight finish
 within ``grace`` seconds, and otherwise cancels it. A cancelled message is
-not acknowledged either. Both mechanisms are built on task cancellation, so
-a handler that swallows ``CancelledError`` breaks them: the consumer reports
-such a handler instead of waiting for it forever.
+not acknowledged either. ``stop`` also reports a consumer that had died
+(of a ``BaseException`` that is not an ``Exception``) instead of returning
+as if all were well. Deadline and shutdown are built on task cancellation,
+so a handler that swallows ``CancelledError`` breaks them: the consumer
+reports such a handler instead of waiting for it forever.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ class Message:
 
 class StuckHandlerError(RuntimeError):
     """A handler ignored cancellation: the consumer could not stop it."""
+
+
+class ConsumerCrashedError(RuntimeError):
+    """The consumer died before ``stop()``; the error that killed it is the cause."""
 
 
 Handler = Callable[[Message], Awaitable[None]]
@@ -54,20 +64,32 @@ class TimedConsumer:
         self._task: asyncio.Task[None] | None = None
 
     def start(self, queue: asyncio.Queue[Message]) -> None:
-        """Start consuming ``queue`` in a background task."""
+        """Start consuming ``queue`` in a background task.
+
+        Raises:
+            RuntimeError: the consumer was already started.
+        """
+        if self._task is not None:
+            raise RuntimeError("already started")
         self._task = asyncio.create_task(self._run(queue))
 
     async def _run(self, queue: asyncio.Queue[Message]) -> None:
         while not self._stopping:
             message = await queue.get()  # stop() cancels us here when idle
             self._in_flight = message
+            deadline = asyncio.timeout(self.timeout)
             try:
-                async with asyncio.timeout(self.timeout):
+                async with deadline:
                     await self._handler(message)
-            except TimeoutError:
-                self.nacked[message.message_id] = f"timed out after {self.timeout} s"
+            except Exception as error:  # noqa: BLE001 - costs this message, not the consumer
+                self.nacked[message.message_id] = (
+                    f"timed out after {self.timeout} s" if deadline.expired()
+                    else f"failed: {type(error).__name__}: {error}")
             except asyncio.CancelledError:
                 self.nacked[message.message_id] = "cancelled by shutdown"
+                raise
+            except BaseException as error:  # not ours to swallow: stop() reports it
+                self.nacked[message.message_id] = f"consumer crashed: {type(error).__name__}: {error}"
                 raise
             else:
                 self.acked.append(message.message_id)
@@ -78,11 +100,15 @@ class TimedConsumer:
         """Take no new message; give the one in flight ``grace`` seconds, then cancel it.
 
         Raises:
+            ValueError: ``grace`` is negative (the consumer goes on).
             StuckHandlerError: the handler swallowed the cancellation.
+            ConsumerCrashedError: the consumer had died of the error set as the cause.
         """
+        if grace < 0:
+            raise ValueError(f"grace must be 0 or more, not {grace}")
         self._stopping = True
         task = self._task
-        if task is None or task.done():
+        if task is None:
             return
         if self._in_flight is not None:
             await asyncio.wait({task}, timeout=grace)  # finish the current message
@@ -92,25 +118,26 @@ class TimedConsumer:
             if not done:
                 raise StuckHandlerError(f"handler still running {grace} s after cancel: "
                                         "does it swallow CancelledError?")
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        crash = None if task.cancelled() else task.exception()
+        if crash is not None:
+            raise ConsumerCrashedError(f"consumer crashed: {type(crash).__name__}: {crash}") from crash
 # --8<-- [end:consumer]
 
 
 async def main() -> None:
-    """A hung model call, a message that finishes during shutdown, and one that does not."""
-    in_flight = {"e-3": asyncio.Event(), "e-5": asyncio.Event()}
-    e3_may_finish = asyncio.Event()
+    """A hung model call, a bug, a message that finishes during shutdown, and one that does not."""
+    in_flight = {"e-4": asyncio.Event(), "e-6": asyncio.Event()}
+    e4_may_finish = asyncio.Event()
 
     async def coach(message: Message) -> None:
         if message.message_id in in_flight:
             in_flight[message.message_id].set()
-        if message.message_id in ("e-2", "e-5"):
+        if message.message_id in ("e-2", "e-6"):
             await asyncio.Event().wait()  # the model never answers
         if message.message_id == "e-3":
-            await e3_may_finish.wait()  # answers once shutdown has begun
+            raise ValueError("no mood 'meh' on the scale")  # a bug in the handler
+        if message.message_id == "e-4":
+            await e4_may_finish.wait()  # answers once shutdown has begun
 
     def queue_of(*ids: str) -> asyncio.Queue[Message]:
         queue: asyncio.Queue[Message] = asyncio.Queue()
@@ -125,23 +152,25 @@ async def main() -> None:
         left = [queue.get_nowait().message_id for _ in range(queue.qsize())]
         print(f"untaken : {left}")
 
-    print("-- deadline 0.2 s; stop with 1 s of grace while e-3 is in flight")
-    queue = queue_of("e-1", "e-2", "e-3", "e-4")
-    consumer = TimedConsumer(coach, timeout=0.2)
+    timeout, grace = 0.2, 1.0
+    print(f"-- deadline {timeout} s; stop with {grace} s of grace while e-4 is in flight")
+    queue = queue_of("e-1", "e-2", "e-3", "e-4", "e-5")
+    consumer = TimedConsumer(coach, timeout=timeout)
     consumer.start(queue)
-    await in_flight["e-3"].wait()
-    stopping = asyncio.create_task(consumer.stop(grace=1.0))
-    await asyncio.sleep(0)  # stop() now waits for e-3
-    e3_may_finish.set()
+    await in_flight["e-4"].wait()
+    stopping = asyncio.create_task(consumer.stop(grace=grace))
+    await asyncio.sleep(0)  # stop() now waits for e-4
+    e4_may_finish.set()
     await stopping
     report(consumer, queue)
 
-    print("-- deadline 10 s; stop with 0.1 s of grace while e-5 is in flight")
-    queue = queue_of("e-5")
-    consumer = TimedConsumer(coach, timeout=10.0)
+    timeout, grace = 10.0, 0.1
+    print(f"-- deadline {timeout} s; stop with {grace} s of grace while e-6 is in flight")
+    queue = queue_of("e-6")
+    consumer = TimedConsumer(coach, timeout=timeout)
     consumer.start(queue)
-    await in_flight["e-5"].wait()
-    await consumer.stop(grace=0.1)
+    await in_flight["e-6"].wait()
+    await consumer.stop(grace=grace)
     report(consumer, queue)
 
 
