@@ -1,16 +1,24 @@
 """An orchestrated saga with its state in SQLite: reserve, charge, confirm, or compensate.
 
 The orchestrator (a process manager) runs the steps of an order one by one:
-reserve stock, charge the card, confirm the order. A step that fails for a
-business reason (card declined, no stock) starts the compensations of the
-steps already done, newest first. A compensation that fails is retried with
-backoff and, if it still fails, the saga is *parked* with everything a human
-needs to finish it.
+reserve stock, charge the card, confirm the order. Each step ends in one of
+three outcomes. *Done*: the participant answered yes. *Refused*: it answered
+no (card declined, no stock), so nothing happened. *Unknown*: no answer (a
+timeout, a 503), so the step may or may not have happened. An unknown step
+is retried with the same key a bounded number of times; a retry of a step
+that did happen does nothing again and answers, which resolves it. A
+refused step starts the compensations of the steps done before it, newest
+first; a step whose outcome stays unknown is compensated too, since it may
+have happened. A compensation that fails is retried with backoff and, if
+it still fails, the saga is *parked* with everything a human needs to
+finish it.
 
 The saga's position is a row in SQLite, saved after every step. A process
 that dies anywhere resumes from that row. The step it was running when it
 died is run again, so every participant operation is idempotent: it is keyed
-by the saga id and does nothing the second time.
+by the saga id and does nothing the second time. Every compensation is also
+harmless when its action never happened: refunding a charge that does not
+exist does nothing.
 """
 
 from __future__ import annotations
@@ -34,27 +42,36 @@ CREATE TABLE IF NOT EXISTS orders (saga_id TEXT PRIMARY KEY, status TEXT);
 
 
 class StepFailed(Exception):
-    """A business refusal: the saga must compensate."""
+    """A refusal for a business reason: nothing happened, the steps before are undone."""
 
 
 class Unavailable(Exception):
-    """A participant is down: worth retrying."""
+    """A participant did not answer properly: the outcome is unknown, worth retrying."""
 
 
 # --8<-- [start:participants]
 class Participants:
-    """Inventory, payments and orders; each operation is idempotent per saga id."""
+    """Inventory, payments and orders, all keyed by the saga id.
+
+    Each operation is idempotent per saga id, a refusal (``StepFailed``) means
+    nothing happened, and a compensation of something that never happened
+    does nothing.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.down: set[str] = set()  # names of operations that fail for now (for the demo)
+        self.down: set[str] = set()  # for the demo: operations whose request never arrives
+        self.no_reply: set[str] = set()  # for the demo: operations whose answer is lost
 
-    def _check(self, operation: str) -> None:
+    def send(self, operation: str, saga_id: str, data: dict) -> None:
+        """One request over the network, which may fail before or after the work is done."""
         if operation in self.down:
             raise Unavailable(f"{operation}: service unavailable")
+        getattr(self, operation)(saga_id, data)
+        if operation in self.no_reply:  # done, but the orchestrator will never know
+            raise TimeoutError(f"{operation}: no reply within 2 s")
 
     def reserve(self, saga_id: str, data: dict) -> None:
-        self._check("reserve")
         with self.conn:
             if self.conn.execute("SELECT 1 FROM reservations WHERE saga_id = ?",
                                  (saga_id,)).fetchone():
@@ -69,7 +86,6 @@ class Participants:
                               (saga_id, data["item"], data["qty"]))
 
     def release(self, saga_id: str, data: dict) -> None:
-        self._check("release")
         with self.conn:
             if self.conn.execute("UPDATE reservations SET released = 1 WHERE saga_id = ?"
                                  " AND released = 0", (saga_id,)).rowcount:
@@ -77,7 +93,6 @@ class Participants:
                                   (data["qty"], data["item"]))
 
     def charge(self, saga_id: str, data: dict) -> None:
-        self._check("charge")
         if data["card"] == "declined":
             raise StepFailed("card declined")
         with self.conn:
@@ -85,12 +100,10 @@ class Participants:
                               " ON CONFLICT DO NOTHING", (saga_id, data["amount"]))
 
     def refund(self, saga_id: str, data: dict) -> None:
-        self._check("refund")
-        with self.conn:
+        with self.conn:  # no charge for this saga id: nothing to refund, nothing done
             self.conn.execute("UPDATE charges SET refunded = 1 WHERE saga_id = ?", (saga_id,))
 
     def confirm(self, saga_id: str, data: dict) -> None:
-        self._check("confirm")
         with self.conn:
             self.conn.execute("INSERT OR REPLACE INTO orders VALUES (?, 'confirmed')", (saga_id,))
 
@@ -121,17 +134,29 @@ class Orchestrator:
 
     Args:
         conn: the database holding the saga rows (and, here, the participants).
+        participants: the services the steps and compensations are sent to.
         checkpoint: called with (saga id, checkpoint name) at every point where
             a crash is interesting; tests make it kill the process.
-        sleep: awaited between compensation attempts (fake it in tests).
-        attempts: tries per operation before giving up on it.
+        sleep: awaited between the attempts of an operation (fake it in tests).
+        attempts: tries per operation while its outcome is unknown.
         steps: the saga's steps, in order.
+
+    Raises:
+        ValueError: ``attempts`` is not a positive int, or a step names an
+            operation the participants do not have.
     """
 
     def __init__(self, conn: sqlite3.Connection, participants: Participants, *,
                  checkpoint: Callable[[str, str], None] = lambda saga, name: None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  attempts: int = 3, steps: tuple[Step, ...] = STEPS) -> None:
+        if type(attempts) is not int or attempts < 1:
+            raise ValueError(f"attempts must be an int >= 1, not {attempts!r}")
+        for step in steps:
+            for operation in (step.action, step.compensation):
+                if operation is not None and not callable(getattr(participants, operation, None)):
+                    raise ValueError(f"step {step.name!r}: no participant operation "
+                                     f"{operation!r}")
         conn.executescript(SCHEMA)
         self.conn, self.participants, self.attempts = conn, participants, attempts
         self.steps = steps
@@ -166,12 +191,16 @@ class Orchestrator:
                 self._checkpoint(saga_id, f"before {name}")
                 try:
                     await self._call(self.steps[step].action, saga_id, data)
-                except Exception as error:  # refused, unavailable, or a bug: undo what was done
-                    self._save(saga_id, "compensating", step - 1, f"{name} failed: {error}",
+                except StepFailed as refusal:  # refused for sure: nothing happened to undo
+                    self._save(saga_id, "compensating", step - 1, f"{name} refused: {refusal}",
+                               error=str(refusal))
+                except Exception as error:  # noqa: BLE001 - unknown after retries: may have happened
+                    self._checkpoint(saga_id, f"after {name}, outcome unknown, unrecorded")
+                    self._save(saga_id, "compensating", step, f"{name} outcome unknown: {error}",
                                error=str(error))
-                    continue
-                self._checkpoint(saga_id, f"after {name}, unrecorded")
-                self._save(saga_id, "running", step + 1, f"{name} done")
+                else:
+                    self._checkpoint(saga_id, f"after {name}, unrecorded")
+                    self._save(saga_id, "running", step + 1, f"{name} done")
             elif step < 0:
                 self._save(saga_id, "cancelled", step, "cancelled")
                 with self.conn:
@@ -184,7 +213,7 @@ class Orchestrator:
                 self._checkpoint(saga_id, f"before {undo}")
                 try:
                     await self._call(undo, saga_id, data)
-                except Exception as error:  # still failing after retries: a human must finish
+                except Exception as error:  # noqa: BLE001 - still failing: a human must finish
                     self._save(saga_id, "parked", step, f"parked: {undo} failed",
                                error=str(error))
                     continue
@@ -192,11 +221,17 @@ class Orchestrator:
                 self._save(saga_id, "compensating", step - 1, f"{undo} done")
 
     async def _call(self, operation: str, saga_id: str, data: dict) -> None:
+        """Send an operation; while its outcome is unknown, send it again, with backoff.
+
+        Every attempt carries the same key, the saga id, so a retry of an
+        operation that did happen does nothing a second time and just answers.
+        A refusal or a bug is not retried.
+        """
         attempt = 1
         while True:
             try:
-                return getattr(self.participants, operation)(saga_id, data)
-            except Unavailable:
+                return self.participants.send(operation, saga_id, data)
+            except (Unavailable, TimeoutError):
                 if attempt >= self.attempts:
                     raise
                 await self._sleep(0.5 * 2 ** (attempt - 1))
@@ -243,7 +278,10 @@ def snapshot(conn: sqlite3.Connection) -> dict[str, list[tuple]]:
 ORDERS = {"o-1": {"item": "cohort seat", "qty": 1, "amount": 90, "card": "ok"},
           "o-2": {"item": "cohort seat", "qty": 1, "amount": 90, "card": "declined"},
           "o-3": {"item": "cohort seat", "qty": 5, "amount": 450, "card": "ok"},
-          "o-4": {"item": "cohort seat", "qty": 1, "amount": 90, "card": "declined"}}
+          "o-4": {"item": "cohort seat", "qty": 1, "amount": 90, "card": "declined"},
+          "o-5": {"item": "cohort seat", "qty": 1, "amount": 90, "card": "ok"}}
+FAULTS = {"o-4": {"down": {"release"}},  # inventory is down when o-4 must release its seat
+          "o-5": {"no_reply": {"charge"}}}  # payments charge o-5's card but never answer
 
 
 def fresh(path: str = ":memory:") -> tuple[sqlite3.Connection, Participants]:
@@ -271,14 +309,15 @@ class CrashAt:
             raise Crash(name)
 
 
-async def crash_sweep(saga_id: str, data: dict, down: set[str] = frozenset()) -> tuple[int, int]:
+async def crash_sweep(saga_id: str, data: dict, down: set[str] = frozenset(),
+                      no_reply: set[str] = frozenset()) -> tuple[int, int]:
     """Crash at each checkpoint in turn, resume, compare with the run that never crashed."""
 
     async def no_wait(seconds: float) -> None:
         pass
 
     conn, participants = fresh()
-    participants.down = set(down)
+    participants.down, participants.no_reply = set(down), set(no_reply)
     names: list[str] = []
     reference = Orchestrator(conn, participants, sleep=no_wait,
                              checkpoint=lambda saga, name: names.append(name))
@@ -287,7 +326,7 @@ async def crash_sweep(saga_id: str, data: dict, down: set[str] = frozenset()) ->
     expected, same = snapshot(conn), 0
     for n in range(1, len(names) + 1):
         conn, participants = fresh()
-        participants.down = set(down)
+        participants.down, participants.no_reply = set(down), set(no_reply)
         orchestrator = Orchestrator(conn, participants, sleep=no_wait, checkpoint=CrashAt(n))
         orchestrator.start(saga_id, data)
         try:
@@ -300,7 +339,7 @@ async def crash_sweep(saga_id: str, data: dict, down: set[str] = frozenset()) ->
 
 
 async def main() -> None:
-    """Four orders for three seats: confirmed, declined, out of stock, parked; then crashes."""
+    """Five orders for three seats: done, refused twice, parked, unknown; then crashes."""
 
     async def no_wait(seconds: float) -> None:  # the demo does not really wait
         pass
@@ -308,7 +347,9 @@ async def main() -> None:
     conn, participants = fresh()
     orchestrator = Orchestrator(conn, participants, sleep=no_wait)
     for saga_id, data in ORDERS.items():
-        participants.down = {"release"} if saga_id == "o-4" else set()
+        faults = FAULTS.get(saga_id, {})
+        participants.down = set(faults.get("down", ()))
+        participants.no_reply = set(faults.get("no_reply", ()))
         orchestrator.start(saga_id, data)
         status = await orchestrator.run(saga_id)
         log = conn.execute("SELECT entry FROM saga_log WHERE saga_id = ? ORDER BY n",
@@ -320,12 +361,14 @@ async def main() -> None:
               f"order {parked['order']}")
     participants.down.clear()  # the inventory service is back
     print(f"o-4 after an operator's retry: {await orchestrator.retry_parked('o-4')}")
-    print(f"seats left: {participants.available('cohort seat')}, charged: "
-          f"{conn.execute('SELECT sum(amount) FROM charges WHERE refunded = 0').fetchone()[0]}")
+    kept, refunded = conn.execute("SELECT sum(amount * (1 - refunded)), sum(amount * refunded)"
+                                  " FROM charges").fetchone()
+    print(f"seats left: {participants.available('cohort seat')}, money kept: {kept}, "
+          f"refunded: {refunded}")
 
     tried = same = 0
     for saga_id, data in ORDERS.items():
-        ok, points = await crash_sweep(saga_id, data, {"release"} if saga_id == "o-4" else set())
+        ok, points = await crash_sweep(saga_id, data, **FAULTS.get(saga_id, {}))
         same, tried = same + ok, tried + points
     print(f"crash sweep: {tried} crash points in {len(ORDERS)} sagas, "
           f"{same} resumed to the final state of the run without a crash")
