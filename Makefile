@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 JOBS   ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve test build bench diagrams lock clean
+.PHONY: serve test build bench mutate diagrams lock clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0])'
@@ -29,13 +29,16 @@ build: $(STAMP)  ## strict build into site/
 bench: $(STAMP)  ## benchmarks; they write docs/data/bench/*.json for the pages
 	$(BIN)/python -m tests.bench $(BENCH)
 
+mutate: $(STAMP)  ## mutation testing of snippets/ (mutmut); writes docs/data/bench/mutation/; MUTATE=chapter/module ARGS=--check
+	nice -n 10 $(BIN)/python -m tests.mutation $(ARGS) $(MUTATE)
+
 diagrams: $(STAMP)  ## draw new or changed Mermaid diagrams to SVG (needs Chromium); ARGS=--check
 	$(BIN)/python docs/_hooks/diagrams.py $(ARGS)
 
 lock:  ## re-resolve pyproject.toml's direct dependencies into requirements.txt
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check \
-	  $$($(PYTHON) -c 'import tomllib; print(" ".join(repr(d) for d in tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))')
+	$(PYTHON) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))' > .venv-lock/direct.txt
+	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check -r .venv-lock/direct.txt
 	{ head -n 2 requirements.txt; .venv-lock/bin/python -m pip freeze --exclude-editable | sort -f; } > requirements.new
 	mv requirements.new requirements.txt && rm -rf .venv-lock
 

@@ -12,7 +12,10 @@ Page directives (HTML comments, so a page still reads well unbuilt):
   prints now (``EDD_RECORD=1`` rewrites the files).
 * ``<!-- bench: fundamentals/core_concepts_event_bus -->`` renders the data
   file ``docs/data/bench/<name>.json`` that ``make bench`` wrote, as a table
-  with the machine and date it was measured on.
+  with the machine and date it was measured on. ``make mutate`` writes
+  ``mutation/summary.json`` in the same shape (one row per module, with the
+  date each module was last run), so ``<!-- bench: mutation/summary -->``
+  renders the mutation scores.
 
 The hooks also generate one code-reference page per chapter package, and
 point Material's lazy Mermaid loader at the copy served by this site instead
@@ -108,7 +111,7 @@ def _bench_table(match: re.Match[str]) -> str:
     path = BENCH_DATA / f"{match['name']}.json"
     if not path.is_file():
         raise PluginError(f"bench: no data file {path.relative_to(ROOT)}; run `make bench`")
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     lines = ["| " + " | ".join(data["columns"]) + " |",
              "|" + "|".join("---:" if i else "---" for i in range(len(data["columns"]))) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in data["rows"]]
