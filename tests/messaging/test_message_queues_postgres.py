@@ -76,6 +76,21 @@ async def stream(broker, topic: str, first: int, confirmed: list[int],
         await asyncio.sleep(0.005)  # a steady stream, not a flood, while the server stops
 
 
+async def drain(consumer, expected: set[str], patience: float = 30.0) -> list:
+    """Receive and acknowledge until every expected body has arrived and the queue has been
+    quiet for 2 s, or ``patience`` seconds have passed: on a loaded machine a restarted
+    server can pause for longer than one receive's timeout."""
+    loop = asyncio.get_running_loop()
+    deadline, drained = loop.time() + patience, []
+    while True:
+        batch = await consumer.receive(max_messages=100, timeout=2)
+        await consumer.ack(batch)
+        drained += batch
+        if not batch and (expected <= {m.body.decode() for m in drained}
+                          or loop.time() > deadline):
+            return drained
+
+
 @pytest.mark.parametrize("shutdown", [signal.SIGINT, signal.SIGQUIT, signal.SIGKILL],
                          ids=["fast shutdown", "immediate shutdown, recovery from the WAL",
                               "SIGKILL of every server process, recovery from the WAL"])
@@ -115,10 +130,7 @@ def test_committed_messages_survive_a_postgres_restart_mid_stream_and_acks_hold(
         for n in range(failed, failed + 5):  # the producer resends what was not confirmed
             await broker.publish(topic, f"entry-{n}".encode())
         survivor = await broker.consumer(topic, "coaches", "survivor")
-        drained = []
-        while batch := await survivor.receive(max_messages=100, timeout=2):
-            await survivor.ack(batch)
-            drained += batch
+        drained = await drain(survivor, {f"entry-{n}" for n in range(4, failed + 5)})
         await survivor.close()
         await broker.close()
         return held, failed, drained, restarted
