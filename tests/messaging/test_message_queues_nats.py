@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from snippets.messaging.message_queues_nats import connect, main, stream_name
@@ -26,9 +28,11 @@ def test_stream_names_drop_the_characters_jetstream_forbids():
 def test_acks_and_unacked_messages_survive_a_jetstream_restart(nats_factory, crash):
     """File storage: every published message the server acknowledged survives both a
     graceful shutdown and a SIGKILL. A consumer's acks are different: the server writes
-    the consumer's state a moment after it takes an ack, so a SIGKILL right after two
-    acks can hand those two back as redeliveries. Nothing is lost either way; after a
-    crash, an acknowledged message may come back (consumers must be idempotent)."""
+    the consumer's state a moment after it applies an ack, so a SIGKILL right after two
+    applied acks can hand those two back as redeliveries, while a graceful shutdown keeps
+    them. (A shutdown right after the acks were sent, before the server applied them, can
+    hand them back too: the test waits until the consumer's ack floor shows them.)
+    Nothing is lost either way; after a crash, an acknowledged message may come back."""
     engine = nats_factory()
 
     async def before():
@@ -42,6 +46,14 @@ def test_acks_and_unacked_messages_survive_a_jetstream_restart(nats_factory, cra
             assert got, "the published messages never arrived"
             batch += got
         await consumer.ack(batch[:2])
+        stream = stream_name("coaching.entries")
+        for _ in range(200):  # until the server has applied both acks, not just received them
+            info = await broker.js.consumer_info(stream, "coaches")
+            if info.ack_floor.stream_seq == 2 and info.num_ack_pending == 3:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"the server never applied the two acks: {info}")
         await broker.close()
         return batch
 
