@@ -281,3 +281,38 @@ def test_a_rebalance_commits_acks_whose_own_commit_failed(kafka_server):
     assert after_rebalance == [2, None]
     assert sorted(again) == ["p0-2", "p1-0", "p1-1", "p1-2"]
     assert final == [3, 3]
+
+
+def test_tansu_keeps_its_log_in_memory_so_a_sigkill_loses_every_record(kafka_factory):
+    """The broker used here stores nothing on disk: after a SIGKILL and a start, the
+    topic, its records and the group's committed offsets are gone. (Apache Kafka keeps
+    its log on disk and replicates it; this is Tansu's memory storage engine.)"""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    engine = kafka_factory()
+
+    async def topics() -> set[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=engine.url)
+        await admin.start()
+        try:
+            return set(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    async def before() -> None:
+        broker = await connect(engine.url, session_timeout_ms=2000)
+        consumer = await broker.consumer("coaching.entries", "coaches", "first")
+        for n in range(5):
+            await broker.publish("coaching.entries", f"entry-{n}".encode())
+        got = []
+        while len(got) < 5:
+            got += await consumer.receive(max_messages=5 - len(got), timeout=2)
+        await consumer.ack(got)
+        await consumer.close()
+        await broker.close()
+
+    run(before())
+    assert "coaching.entries" in run(topics())
+    engine.kill()
+    engine.start()
+    assert "coaching.entries" not in run(topics())
