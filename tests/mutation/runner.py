@@ -7,12 +7,19 @@ and writes ``docs/data/bench/mutation/<chapter>/<module>.json``. A module whose 
 (its source, its test files, the tool and the runner's settings) hash to the value stored
 in its last result is not run again. Equivalent mutants come from ``equivalent.toml`` and
 are applied at every run, so reviewing that file needs no new mutation run.
+
+Every mutant runs in a fresh pytest session, so a session-scoped engine fixture would boot
+its server once per mutant (PostgreSQL about 1 s, RabbitMQ 6-10 s). The runner starts
+PostgreSQL and RabbitMQ once per run instead, the first time a module's tests may need
+them, and names them to the fixtures through ``EDD_SHARED_ENGINES`` (see
+``tests/engines.py``); it stops them when the run ends, on Ctrl-C or SIGTERM too.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import datetime as dt
 import hashlib
 import importlib.metadata
@@ -27,10 +34,13 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from tests import engines
 from tests.bench.support import machine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +71,14 @@ KILLED = {"killed", "segfault", "caught by type check"}
 TIMED_OUT = {"timeout"}
 SURVIVED = {"survived", "no tests", "suspicious", "skipped"}
 UNFINISHED = {"not checked", "check was interrupted by user"}
+
+
+# The fixtures that make a test use a shareable engine (see tests/engines.py); a module
+# whose test files, or the conftest.py files of their directories, name one gets it.
+ENGINE_FIXTURES = {
+    "postgres": re.compile(r"\b(?:postgres_server|postgres_db|fresh_engine_env)\b"),
+    "rabbitmq": re.compile(r"\b(?:rabbitmq_server|fresh_engine_env)\b"),
+}
 
 
 class MutationError(Exception):
@@ -138,8 +156,13 @@ def load_equivalents(path: Path | None = None) -> list[Equivalent]:
 
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 # SQL as the modules write it: keywords in capitals (a message in lower case is not SQL).
+# Transaction control and the clauses that continue a statement split over several string
+# literals ("... FROM t " "ORDER BY id LIMIT ?", "... (id INTEGER, " "body TEXT NOT NULL)")
+# count too.
 SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE|DELETE FROM|CREATE|ALTER TABLE|DROP|VALUES|"
-                 r"WHERE|ON CONFLICT|RETURNING|LISTEN|NOTIFY)\b")
+                 r"WHERE|ON CONFLICT|RETURNING|LISTEN|NOTIFY|BEGIN|COMMIT|ROLLBACK|SAVEPOINT|"
+                 r"FROM|ORDER BY|GROUP BY|LIMIT|FOR UPDATE|SKIP LOCKED|AND|NOT NULL|"
+                 r"PRIMARY KEY|DEFAULT|INTEGER|TEXT)\b")
 
 
 def sql_case(change: dict[str, object]) -> bool:
@@ -185,6 +208,106 @@ def tests_for(module: str) -> list[Path]:
         if uses.search(path.read_text(encoding="utf-8")):
             found.add(path)
     return sorted(found)
+
+
+def engines_for(tests: Iterable[Path]) -> set[str]:
+    """The shareable engines that ``tests`` may ask for: a fixture name in a test file or
+    in a ``conftest.py`` between it and ``tests/`` (``tests/conftest.py`` itself only
+    re-exports every fixture, so it does not count)."""
+    texts = []
+    for path in tests:
+        texts.append(path.read_text(encoding="utf-8"))
+        for directory in path.parents:
+            if directory == TESTS or TESTS not in directory.parents:
+                break
+            if (directory / "conftest.py").is_file():
+                texts.append((directory / "conftest.py").read_text(encoding="utf-8"))
+    return {name for name, uses in ENGINE_FIXTURES.items()
+            if any(uses.search(text) for text in texts)}
+
+
+class SharedEngines:
+    """PostgreSQL and RabbitMQ started once for a whole run, shared by every mutant's
+    pytest session through ``EDD_SHARED_ENGINES`` (a JSON file in ``directory``).
+
+    Each engine starts the first time :meth:`need` asks for it; :meth:`stop` stops all of
+    them and removes their data. The processes are this process's children: pass
+    :meth:`pids` to :func:`reap_orphans` so that they are not taken for a mutant's leftovers.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "engines.json"
+        self.entries: dict[str, dict[str, object]] = {}
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.engines: list[engines.Engine] = []
+        self.dirs: list[Path] = []
+
+    def need(self, names: Iterable[str]) -> dict[str, str]:
+        """Start each engine of ``names`` not yet running; return the environment that
+        names the running ones to the fixtures (empty while none runs)."""
+        self.check()
+        for name in sorted(set(names) - set(self.entries)):
+            print(f"   starting a shared {name} for the rest of the run...", flush=True)
+            try:
+                self.entries[name] = getattr(self, f"_start_{name}")()
+            except (RuntimeError, OSError, subprocess.SubprocessError,
+                    pytest.skip.Exception, pytest.fail.Exception) as error:
+                raise MutationError(f"could not start a shared {name}: {error}") from None
+            self.path.write_text(json.dumps(self.entries, indent=2), encoding="utf-8")
+        return {engines.SHARED_ENGINES: str(self.path)} if self.entries else {}
+
+    def check(self) -> None:
+        """Raise :class:`MutationError` if a shared engine has exited: every mutant after
+        that would fail for want of its server, and count as killed."""
+        dead = [f"{p.args[0] if isinstance(p.args, list) else p.args} (exit {p.returncode})"
+                for p in self.processes if p.poll() is not None]
+        if dead:
+            raise MutationError(f"a shared engine exited during the run: {', '.join(dead)}; "
+                                "the results of the module that ran meanwhile are not kept")
+
+    def pids(self) -> set[int]:
+        """The process ids of the shared engines and their helpers."""
+        return {p.pid for p in self.processes if p.poll() is None}
+
+    def _start_postgres(self) -> dict[str, object]:
+        engine = engines._postgres(self.dirs)
+        self.engines.append(engine)
+        engine.start()
+        self.processes.append(engine.process)
+        return {"url": engine.url, "port": engine.port}
+
+    def _start_rabbitmq(self) -> dict[str, object]:
+        management = engines.free_port()
+        engine, epmd = engines._rabbitmq(self.dirs, management_port=management)
+        self.processes.append(epmd)
+        self.engines.append(engine)
+        engine.start(timeout=180)
+        self.processes.append(engine.process)
+        entry = {"url": engine.url, "port": engine.port, "management_port": management,
+                 "node": engine.env["RABBITMQ_NODENAME"], "env": engine.env}
+        deadline = time.monotonic() + 120
+        while True:  # the management listener comes up after AMQP
+            try:
+                engines._management(entry, "GET", "overview")
+                return entry
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise MutationError("the shared RabbitMQ's management API did not answer "
+                                        f"within 120 s; log: {engine.log_path}") from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Stop every engine (then its helpers) and remove the data and the JSON file."""
+        for engine in reversed(self.engines):
+            engine.stop()
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(10)
+        for path in self.dirs:
+            shutil.rmtree(path, ignore_errors=True)
+        self.path.unlink(missing_ok=True)
+        self.entries.clear()
 
 
 def tool_version() -> str:
@@ -313,6 +436,23 @@ def copy_project(into: Path) -> None:
             shutil.copy2(source, into / name)
 
 
+# mutmut's trampolines read [tool.mutmut] from the working directory while it collects
+# which tests call which function. A test that runs a module as a script from the module's
+# own directory (as a reader would) inherits that phase, and without this file the script
+# fails with "Could not figure out where the code to mutate is".
+SCRIPT_CONFIG = ("# Written by tests/mutation/runner.py in the scratch copy only: lets a module run as\n"
+                 "# a script from this directory while mutmut collects its statistics.\n"
+                 '[tool.mutmut]\nsource_paths = ["."]\n')
+
+
+def let_scripts_run(project: Path) -> None:
+    """Give each chapter of ``project/snippets`` the ``pyproject.toml`` that a module run
+    as a script from there needs under mutmut (see ``SCRIPT_CONFIG``)."""
+    for chapter in (project / "snippets").iterdir():
+        if chapter.is_dir() and not (chapter / "pyproject.toml").exists():
+            (chapter / "pyproject.toml").write_text(SCRIPT_CONFIG, encoding="utf-8")
+
+
 def without_main(source: str) -> str:
     """Mark the module's ``main()`` not to be mutated (in the scratch copy only).
 
@@ -379,44 +519,58 @@ def adopt_orphans() -> bool:
     return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
 
 
-def reap_orphans() -> list[int]:
-    """Kill and reap every process left as this process's child; return their ids."""
+def reap_orphans(keep: Iterable[int] = ()) -> list[int]:
+    """Kill and reap every process left as this process's child, except ``keep`` (the
+    shared engines); return the ids of those that were still running (processes that had
+    already exited, such as the short-lived helpers of an engine's start script, are
+    reaped without being reported)."""
     mine = os.getpid()
-    found = []
+    keep = set(keep)
+    found, running = [], []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[1]) == mine:
+        if int(fields[1]) == mine and int(stat.parent.name) not in keep:
             found.append(int(stat.parent.name))
+            if fields[0] != "Z":
+                running.append(int(stat.parent.name))
     for pid in found:
         try:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
-    return sorted(found)
+    return sorted(running)
 
 
-def mutate(module: str, tests: list[Path], jobs: int, keep: bool) -> tuple[dict, float]:
-    """Run mutmut on one module in a scratch copy; return its verdicts and the seconds."""
+def mutate(module: str, tests: list[Path], jobs: int, keep: bool,
+           shared: SharedEngines | None = None) -> tuple[dict, float]:
+    """Run mutmut on one module in a scratch copy; return its verdicts and the seconds.
+    With ``shared``, the engines its tests need are shared by all its mutants."""
     work = Path(tempfile.mkdtemp(prefix=f"edd-mutation-{module.replace('/', '-')}-"))
     try:
         copy_project(work)
+        let_scripts_run(work)
         copied = work / "snippets" / f"{module}.py"
         copied.write_text(without_main(copied.read_text(encoding="utf-8")), encoding="utf-8")
         with open(work / "pyproject.toml", "a", encoding="utf-8") as pyproject:
             pyproject.write(mutmut_settings(module, tests))
         env = {**os.environ, "PYTHONHASHSEED": "0", "COLUMNS": "100"}
         env.pop("PYTEST_ADDOPTS", None)
+        env.pop(engines.SHARED_ENGINES, None)
+        if shared is not None:
+            env.update(shared.need(engines_for(tests)))
         start = time.monotonic()
         with open(work / "mutmut.log", "w") as log:
             done = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
                                    str(jobs)], check=False, cwd=work, env=env, stdout=log,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         seconds = time.monotonic() - start
-        leaked = reap_orphans()
+        leaked = reap_orphans(keep=shared.pids() if shared else ())
+        if shared is not None:
+            shared.check()
         if leaked:
             print(f"   {module}: stopped {len(leaked)} process(es) that mutants left running",
                   flush=True)
@@ -444,7 +598,8 @@ def result_path(module: str) -> Path:
 
 
 def run_module(module: str, *, jobs: int, force: bool, keep: bool, guarantees: set[str],
-               target: int, floor: int, equivalents: list[Equivalent]) -> dict | None:
+               target: int, floor: int, equivalents: list[Equivalent],
+               shared: SharedEngines | None = None) -> dict | None:
     """Mutate one module unless its stored result is current; return the result, or
     ``None`` if there is none (a module with no test file is reported, not run)."""
     tests = tests_for(module)
@@ -460,7 +615,7 @@ def run_module(module: str, *, jobs: int, force: bool, keep: bool, guarantees: s
         record = previous
     else:
         print(f"   {module}: mutating, against {len(tests)} test file(s)...", flush=True)
-        verdicts, seconds = mutate(module, tests, jobs, keep)
+        verdicts, seconds = mutate(module, tests, jobs, keep, shared)
         unfinished = sorted({v["status"] for v in verdicts.values()} & UNFINISHED)
         if unfinished:
             raise MutationError(f"{module}: mutmut left mutants {', '.join(unfinished)}")
@@ -557,6 +712,39 @@ def check(records: list[dict], equivalents: list[Equivalent], floor: int) -> lis
     return problems
 
 
+@contextlib.contextmanager
+def shared_engines() -> Iterator[SharedEngines]:
+    """Shared engines for one run, stopped when it ends however it ends: normally, on an
+    error, on Ctrl-C, or on SIGTERM (turned into an exit so that this cleanup runs)."""
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    shared = SharedEngines(Path(tempfile.mkdtemp(prefix="edd-mutation-engines-")))
+    try:
+        yield shared
+    finally:
+        # A run cut short leaves mutmut's sessions, and the servers they started, as this
+        # process's orphans: stop them (each round frees the next generation) before the
+        # shared engines.
+        for _ in range(5):
+            if not reap_orphans(keep=shared.pids()):
+                break
+        shared.stop()
+        shutil.rmtree(shared.path.parent, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def report(record: dict) -> None:
+    """Print a module's score and its survivors that are not listed as equivalent."""
+    left = [s for s in record["survivors"] if not s["equivalent"]]
+    print(f"   {record['module']}: {record['mutants']} mutants, {record['score']:.1f} % "
+          f"killed (target {record['target']} %), {len(left)} survived, "
+          f"{record['seconds']:.0f} s", flush=True)
+    for s in left:
+        print(f"      line {s['line']} [{s['id']}] {s['function']}: {s['change']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line of ``python -m tests.mutation``; see ``--help``."""
     parser = argparse.ArgumentParser(
@@ -594,17 +782,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.report:
             adopt_orphans()
-        for module in [] if args.report else chosen:
-            record = run_module(module, jobs=args.jobs, force=args.force, keep=args.keep,
-                                guarantees=guarantees, target=target, floor=floor,
-                                equivalents=equivalents)
-            if record:
-                left = [s for s in record["survivors"] if not s["equivalent"]]
-                print(f"   {module}: {record['mutants']} mutants, {record['score']:.1f} % "
-                      f"killed (target {record['target']} %), {len(left)} survived, "
-                      f"{record['seconds']:.0f} s", flush=True)
-                for s in left:
-                    print(f"      line {s['line']} [{s['id']}] {s['function']}: {s['change']}")
+            with shared_engines() as shared:
+                for module in chosen:
+                    record = run_module(module, jobs=args.jobs, force=args.force,
+                                        keep=args.keep, guarantees=guarantees, target=target,
+                                        floor=floor, equivalents=equivalents, shared=shared)
+                    if record:
+                        report(record)
         records = []
         for path in sorted(DATA.glob("*/*.json")):
             record = json.loads(path.read_text(encoding="utf-8"))

@@ -4,9 +4,13 @@ files. Runs in ``make test`` (no mutmut needed); the mutation runs themselves do
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 import tomllib
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -362,7 +366,21 @@ def test_a_selector_that_matches_nothing_is_refused(project, monkeypatch, capsys
     # A quoted SQL literal's case is data.
     ('"UPDATE jobs SET status = \'done\'"  ->  "update jobs set status = \'DONE\'"', False),
     ('"UPDATE jobs SET status = \'done\'"  ->  "update jobs set status = \'done\'"', False),
+    # Transaction control, and a statement's continuation in a string of its own.
+    ('db.execute("BEGIN IMMEDIATE")  ->  db.execute("begin immediate")', True),
+    ('db.execute("COMMIT")  ->  db.execute("commit")', True),
+    ('db.execute("ROLLBACK")  ->  db.execute("rollback")', True),
+    ('"ORDER BY id LIMIT ?", (batch,)).fetchall()  ->  "ORDER BY ID LIMIT ?", (batch,)).fetchall()',
+     True),
+    ('"FROM jobs ORDER BY id FOR UPDATE SKIP LOCKED"  ->  "from jobs order by id for update skip locked"',
+     True),
+    ('"type TEXT NOT NULL, data TEXT NOT NULL)")  ->  "TYPE TEXT NOT NULL, DATA TEXT NOT NULL)")',
+     True),
+    ('"target INTEGER, percent INTEGER)")  ->  "target integer, percent integer)")', True),
+    ('"AND version = ?", (self.name, version))  ->  "and version = ?", (self.name, version))', True),
+    ('"AND state = \'live\'", (self.name,))  ->  "and state = \'live\'", (self.name,))', False),
     # Not SQL: an error message.
+    ('raise ValueError("begin with a letter")  ->  raise ValueError("BEGIN WITH A LETTER")', False),
     (('raise ValueError("values must be set where needed")  ->  '
      'raise ValueError("VALUES MUST BE SET WHERE NEEDED")'), False),
     # Not a case change.
@@ -405,3 +423,186 @@ def test_an_async_demo_main_is_fenced_off_too():
     lines = runner.without_main(source).splitlines()
     assert lines[lines.index("# pragma: no mutate start") + 1] == "async def main() -> None:"
     assert lines[lines.index("# pragma: no mutate end") + 1] == 'if __name__ == "__main__":'
+
+
+# ---------------------------------------------------------------- shared engines
+def test_a_module_gets_the_shared_engines_its_tests_or_their_conftest_name(project):
+    tests = project / "tests"
+    (tests / "conftest.py").write_text("from tests.engines import postgres_db, rabbitmq_server\n")
+    (tests / "ch" / "test_pg.py").write_text("def test_x(postgres_db): pass\n")
+    (tests / "ch" / "test_fresh.py").write_text("def test_x(fresh_engine_env): pass\n")
+    (tests / "other" / "conftest.py").write_text(
+        "def backend(request): return request.getfixturevalue('rabbitmq_server')\n")
+    (tests / "other" / "deep").mkdir()
+    (tests / "other" / "deep" / "test_deep.py").write_text("def test_x(): pass\n")
+    assert runner.engines_for([tests / "ch" / "test_mod.py"]) == set()  # tests/conftest.py: no
+    assert runner.engines_for([tests / "ch" / "test_pg.py"]) == {"postgres"}
+    assert runner.engines_for([tests / "other" / "deep" / "test_deep.py"]) == {"rabbitmq"}
+    assert runner.engines_for([tests / "ch" / "test_fresh.py"]) == {"postgres", "rabbitmq"}
+    assert runner.engines_for([tests / "ch" / "test_mod.py",
+                               tests / "ch" / "test_pg.py"]) == {"postgres"}
+    (tests / "ch" / "test_pg.py").write_text("def test_x(postgres_dbs, my_rabbitmq_server): pass\n")
+    assert runner.engines_for([tests / "ch" / "test_pg.py"]) == set()
+
+
+KEPT = """
+import os, subprocess, sys, time
+from tests.mutation.runner import adopt_orphans, reap_orphans
+assert adopt_orphans()
+engine = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],
+                          start_new_session=True)
+subprocess.run([sys.executable, "-c", "import subprocess, sys; print(subprocess.Popen("
+                "[sys.executable, '-c', 'import time; time.sleep(600)'],"
+                " start_new_session=True).pid)"], check=True, stdout=open("pid.txt", "w"))
+orphan = int(open("pid.txt").read())
+exited = subprocess.run([sys.executable, "-c", "import os, subprocess, sys; print(subprocess.Popen("
+                         "[sys.executable, '-c', 'import time; time.sleep(1)'],"
+                         " start_new_session=True).pid)"], check=True, capture_output=True)
+exited = int(exited.stdout)
+deadline = time.monotonic() + 60  # a safety net: it exits after one second
+while open(f"/proc/{exited}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+    assert time.monotonic() < deadline
+    time.sleep(0.05)  # until it has exited and waits, a zombie, for its new parent
+assert reap_orphans(keep={engine.pid}) == [orphan]  # the zombie is reaped, not reported
+assert not os.path.exists(f"/proc/{exited}")
+assert engine.poll() is None
+assert reap_orphans() == [engine.pid]
+print("kept", engine.pid)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux subreaper")
+def test_the_shared_engines_are_not_taken_for_a_mutants_leftovers(tmp_path):
+    root = Path(runner.__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", KEPT], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={"PYTHONPATH": str(root)}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("kept ")
+
+
+SESSION = '''
+import asyncio, json, os
+
+import aio_pika
+import psycopg
+
+from tests.engines import engine_dirs, postgres_db, postgres_server, rabbitmq_server
+
+
+def test_a_session_on_shared_engines(postgres_db, rabbitmq_server):
+    with psycopg.connect(postgres_db) as conn:  # the same table name in every session
+        conn.execute("CREATE TABLE entries (id int)")
+
+    async def queue_was_empty() -> bool:  # the same queue name in every session
+        async with await aio_pika.connect(rabbitmq_server.url) as connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue("entries", durable=True)
+            await channel.default_exchange.publish(aio_pika.Message(b"1"), "entries")
+            return queue.declaration_result.message_count == 0
+
+    assert asyncio.run(queue_was_empty())
+    with open(os.environ["SEEN"], "a") as seen:
+        seen.write(json.dumps([postgres_db, rabbitmq_server.url]) + "\\n")
+
+
+def test_another_test_gets_another_database(postgres_db):
+    with psycopg.connect(postgres_db) as conn:
+        conn.execute("CREATE TABLE entries (id int)")
+'''
+
+
+def test_shared_engines_serve_every_session_isolated_and_stop_when_the_run_ends(tmp_path):
+    """Two sessions at once, then a third, on one shared PostgreSQL and RabbitMQ: each
+    test its own database, each session its own virtual host, removed after it; the
+    servers outlive the sessions and stop with the run."""
+    root = Path(runner.__file__).resolve().parents[2]
+    (tmp_path / "test_session.py").write_text(SESSION)
+    shared = runner.SharedEngines(tmp_path)
+    try:
+        assert shared.need(set()) == {}
+        env = shared.need({"postgres", "rabbitmq"})
+        assert env == {"EDD_SHARED_ENGINES": str(tmp_path / "engines.json")}
+        entries = json.loads((tmp_path / "engines.json").read_text())
+        assert sorted(entries) == ["postgres", "rabbitmq"]
+        pids = shared.pids()
+        assert len(pids) == 3  # PostgreSQL, RabbitMQ and its epmd
+        assert shared.need({"postgres"}) == env and shared.pids() == pids  # not started again
+
+        def session() -> subprocess.Popen[str]:
+            return subprocess.Popen(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+                 "no:randomly", str(tmp_path / "test_session.py")], cwd=tmp_path, text=True,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                env={**os.environ, **env, "PYTHONPATH": str(root),
+                     "SEEN": str(tmp_path / "seen.txt")})
+
+        first, second = session(), session()
+        third = [first.communicate(timeout=240), second.communicate(timeout=240)]
+        third.append(session().communicate(timeout=240))
+        for out, _ in third:
+            assert "2 passed" in out, out
+        seen = [json.loads(line) for line in (tmp_path / "seen.txt").read_text().splitlines()]
+        assert len(seen) == 3
+        databases = [db for db, _ in seen]
+        vhosts = [url.rsplit("/", 1)[1] for _, url in seen]
+        assert len(set(databases)) == 3 and len(set(vhosts)) == 3
+        assert all(db.startswith(entries["postgres"]["url"].rsplit("/", 1)[0] + "/test_")
+                   for db in databases)
+        assert all(url.startswith(entries["rabbitmq"]["url"]) for _, url in seen)
+        assert all(re.fullmatch(r"session_\d+_[0-9a-f]{6}_0", v) for v in vhosts)
+        assert shared.pids() == pids  # no session stopped a shared server
+        with urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{entries['rabbitmq']['management_port']}/api/vhosts",
+                headers={"authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="}), timeout=30) as reply:
+            assert [v["name"] for v in json.load(reply)] == ["/"]  # each session's removed
+    finally:
+        shared.stop()
+    assert [p.poll() is not None for p in shared.processes] == [True, True, True]
+    assert not (tmp_path / "engines.json").exists()
+    assert all(not path.exists() for path in shared.dirs)
+
+
+def test_a_module_run_as_a_script_from_its_directory_finds_mutmuts_settings(project):
+    (project / "snippets" / "ch" / "__pycache__").mkdir()
+    (project / "snippets" / "README.md").write_text("")
+    runner.let_scripts_run(project)
+    written = project / "snippets" / "ch" / "pyproject.toml"
+    assert tomllib.loads(written.read_text())["tool"]["mutmut"] == {"source_paths": ["."]}
+    assert sorted(p.relative_to(project).as_posix()
+                  for p in project.rglob("pyproject.toml")) == ["snippets/ch/pyproject.toml"]
+    written.write_text("[tool.mutmut]\nsource_paths = ['..']\n")
+    runner.let_scripts_run(project)  # an existing file is left alone
+    assert written.read_text() == "[tool.mutmut]\nsource_paths = ['..']\n"
+
+
+def test_a_run_cut_short_by_sigterm_still_stops_the_shared_engines(monkeypatch):
+    stopped, reaped = [], []
+    monkeypatch.setattr(runner.SharedEngines, "stop", lambda self: stopped.append(self.path))
+    monkeypatch.setattr(runner, "reap_orphans", lambda keep: reaped.append(keep) or [])
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as exit_, runner.shared_engines() as shared:
+        assert signal.getsignal(signal.SIGTERM) is not before
+        signal.raise_signal(signal.SIGTERM)
+    assert exit_.value.code == 128 + signal.SIGTERM
+    assert stopped == [shared.path] and reaped == [set()]
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert not shared.path.parent.exists()
+
+
+def test_a_shared_engine_that_exits_stops_the_run_before_its_results_are_kept(tmp_path):
+    shared = runner.SharedEngines(tmp_path)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    dead.wait(60)
+    try:
+        shared.processes = [alive]
+        shared.check()  # all running: nothing to say
+        assert shared.pids() == {alive.pid}
+        shared.processes = [alive, dead]
+        with pytest.raises(MutationError, match=rf"^a shared engine exited during the run: "
+                                                rf"{re.escape(sys.executable)} \(exit 3\); "):
+            shared.need({"postgres"})
+        assert shared.entries == {} and shared.pids() == {alive.pid}
+    finally:
+        alive.kill()
+        alive.wait(60)
