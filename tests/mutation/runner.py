@@ -693,7 +693,8 @@ def summary(records: list[dict], target: int, floor: int) -> dict[str, object]:
         "note": (f"{len(records)} of {len(all_modules())} modules measured. Score: killed or "
                  "timed out, over mutants not listed as equivalent. Targets: "
                  f"{target} % for guarantee modules, {floor} % over all of snippets/. Time: "
-                 "wall clock of the module's last run, one mutant at a time."),
+                 "wall clock of the module's last run, with as many mutants at once as "
+                 "its data file's jobs (1 unless --jobs was given)."),
     }
 
 
