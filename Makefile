@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 JOBS   ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve test build bench mutate diagrams lock clean
+.PHONY: serve test build zensical bench mutate diagrams lock clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0])'
@@ -18,13 +18,17 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 serve: $(STAMP)  ## build and serve the site on http://127.0.0.1:8000
-	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
+	$(BIN)/python -m mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
-test: $(STAMP)  ## the whole suite: examples, site contract, browser, engines
+test: $(STAMP)  ## the whole suite: examples, site contract, browser, engines; then the coverage floors
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
+	$(if $(PYTEST_ARGS),,$(BIN)/python -m tests.coverage_floors)
 
 build: $(STAMP)  ## strict build into site/
-	$(BIN)/mkdocs build --strict --clean -d site
+	$(BIN)/python -m mkdocs build --strict --clean -d site
+
+zensical: $(STAMP)  ## build the site with Zensical instead, into site-zensical/
+	$(BIN)/python -m sitebuild.zensical -d site-zensical
 
 bench: $(STAMP)  ## benchmarks; they write docs/data/bench/*.json for the pages
 	$(BIN)/python -m tests.bench $(BENCH)
@@ -33,7 +37,7 @@ mutate: $(STAMP)  ## mutation testing of snippets/ (mutmut); writes docs/data/be
 	nice -n 10 $(BIN)/python -m tests.mutation $(ARGS) $(MUTATE)
 
 diagrams: $(STAMP)  ## draw new or changed Mermaid diagrams to SVG (needs Chromium); ARGS=--check
-	$(BIN)/python docs/_hooks/diagrams.py $(ARGS)
+	$(BIN)/python -m sitebuild.diagrams $(ARGS)
 
 lock:  ## re-resolve pyproject.toml's direct dependencies into requirements.txt
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock

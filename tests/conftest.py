@@ -36,7 +36,8 @@ DOCS = ROOT / "docs"
 # of short files fill in around them; last, one worker would finish a sweep alone.
 SLOW_FIRST = [f"tests/site/{name}.py" for name in (
     "test_accessibility", "test_copy", "test_run_button", "test_built_site",
-    "test_sources", "test_layout", "test_search", "test_zensical", "test_browser")]
+    "test_sources", "test_layout", "test_search", "test_zensical", "test_site_meta",
+    "test_diagrams")]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -73,7 +74,10 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _build(out: Path) -> Path:
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    # The deployment's address and repository (mkdocs.yml) stay out of the suite's build.
+    env = {key: value for key, value in os.environ.items()
+           if key not in {"SITE_URL", "REPO_URL", "EDIT_URI"}}
+    env["NO_MKDOCS_2_WARNING"] = "1"
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "-d", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,

@@ -3,9 +3,7 @@ ends, and the page generated from it at build time shows every type and version.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -20,8 +18,6 @@ from snippets.event_design.event_catalogue_case_study import (
 )
 from snippets.event_design.event_naming_lint import GLOSSARY, lint
 from snippets.event_design.event_versioning_upcasters import StoredEvent, upcast
-
-HOOK = Path(__file__).resolve().parents[2] / "docs" / "_hooks" / "event_catalogue.py"
 
 
 def test_the_catalogue_has_no_problems():
@@ -80,15 +76,15 @@ def test_the_json_form_is_plain_data_with_every_version():
 
 
 def load_hook():
-    spec = importlib.util.spec_from_file_location("event_catalogue_hook_under_test", HOOK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The build's catalogue renderer (sitebuild/catalogue.py)."""
+    from sitebuild import catalogue
+
+    return catalogue
 
 
 def test_the_build_hook_renders_every_type_version_and_anchor_from_the_module():
     hook = load_hook()
-    page = hook.on_page_markdown("# Catalogue\n\n<!-- catalogue: event_design -->\n", None, {}, None)
+    page = hook.expand("# Catalogue\n\n<!-- catalogue: event_design -->\n")
     for event in CATALOGUE:
         anchor = event.type.replace(".", "-").replace("_", "-")
         assert f"](#{anchor})" in page and f"{{#{anchor}}}" in page
@@ -103,12 +99,12 @@ def test_the_build_hook_renders_every_type_version_and_anchor_from_the_module():
 
 def test_the_build_hook_renders_an_asyncapi_document_and_refuses_an_unknown_application():
     hook = load_hook()
-    page = hook.on_page_markdown("<!-- asyncapi: journal -->\n", None, {}, None)
+    page = hook.expand("<!-- asyncapi: journal -->\n")
     assert page.startswith('```yaml title="asyncapi-journal.yaml"\nasyncapi: 3.0.0\n')
     assert "send_coachingEntryWritten:" in page
     with pytest.raises(Exception, match="'billing' neither sends nor receives"):
-        hook.on_page_markdown("<!-- asyncapi: billing -->\n", None, {}, None)
-    assert hook.on_page_markdown("no directives", None, {}, None) == "no directives"
+        hook.expand("<!-- asyncapi: billing -->\n")
+    assert hook.expand("no directives") == "no directives"
 
 
 def test_the_build_hook_breaks_the_build_when_the_catalogue_has_problems(monkeypatch):
@@ -122,7 +118,7 @@ def test_the_build_hook_breaks_the_build_when_the_catalogue_has_problems(monkeyp
 
     monkeypatch.setattr(hook, "_load", broken)
     with pytest.raises(Exception, match="the case study has problems:\ncoaching.goal.set v1"):
-        hook.on_page_markdown("<!-- catalogue: event_design -->", None, {}, None)
+        hook.expand("<!-- catalogue: event_design -->")
 
 
 def test_the_demo_lists_every_type_and_checks_every_example(capsys):

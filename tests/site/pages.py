@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
-import re
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from bs4 import BeautifulSoup
 
-ROOT = Path(__file__).resolve().parents[2]
-SNIPPETS = ROOT / "snippets"
+from sitebuild import facts
+
+ROOT = facts.ROOT
+SNIPPETS = facts.SNIPPETS
 # The code blocks of a page's content, each of which the theme gives a copy button.
 CODE_BLOCKS = "[data-md-component='content'] pre:not(.mermaid) > code"
 # A style that makes the browser lay out every code block, which extra.css lets it
@@ -19,13 +20,6 @@ CODE_BLOCKS = "[data-md-component='content'] pre:not(.mermaid) > code"
 LAY_OUT_ALL_CODE = ".md-typeset pre > code { content-visibility: visible !important; }"
 
 
-def hook(name: str):
-    """Import one of the site's build hooks, ``docs/_hooks/<name>.py``, as a module."""
-    spec = importlib.util.spec_from_file_location(f"{name}_hook", ROOT / "docs" / "_hooks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-SECTION_MARKER = re.compile(r"^\s*#\s*-{1,}8<-{1,}\s+\[(start|end):[\w-]+\]\s*$")
 PYTHON_LANGS = {"python", "py", "pycon", "python3", "py3"}
 
 
@@ -35,10 +29,17 @@ class CodeBlock:
     language: str
     title: str
     text: str
+    module: str = ""  # chapter/module.py of an example block (data-example), else ""
+    kind: str = ""  # "whole" or "excerpt" for an example block
 
     @property
     def is_excerpt(self) -> bool:
-        return "excerpt" in self.title.lower()
+        return self.kind == "excerpt"
+
+
+def examples(site: Path) -> list[dict]:
+    """The build's list of every example block (``examples.json``, sitebuild.manifest)."""
+    return json.loads((site / "examples.json").read_text(encoding="utf-8"))
 
 
 def html_pages(site: Path) -> list[Path]:
@@ -62,7 +63,7 @@ def soup_of(path: Path) -> BeautifulSoup:
     return _soup(path, stat.st_mtime_ns, stat.st_size)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _soup(path: Path, mtime_ns: int, size: int) -> BeautifulSoup:
     return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
 
@@ -82,18 +83,17 @@ def code_blocks(site: Path, page: Path) -> list[CodeBlock]:
         if code is None:
             continue
         blocks.append(CodeBlock(str(page.relative_to(site)), language,
-                                title.get_text() if title else "", code_text(code)))
+                                title.get_text() if title else "", code_text(code),
+                                block.get("data-example", ""), block.get("data-example-kind", "")))
     return blocks
 
 
 def module_as_shown(path: Path) -> str:
-    """A snippet module as a whole-file include shows it: section markers removed."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return "\n".join(line for line in lines if not SECTION_MARKER.match(line)).rstrip("\n")
+    """A snippet module as its whole-module block shows it: section markers left out."""
+    return facts.as_shown(path.read_text(encoding="utf-8"))
 
 
-def snippet_modules() -> list[Path]:
-    return sorted(p for p in SNIPPETS.glob("*/*.py") if p.name != "__init__.py")
+snippet_modules = facts.modules
 
 
 def contains_dedented(module: str, excerpt: str) -> bool:

@@ -13,7 +13,7 @@ elements whose combination it has not checked before (on any earlier page of the
 same scheme) and skips repeats: every distinct combination still meets axe, once.
 The other rules check every element of every page, except repeats of the same
 Pygments markup inside code blocks, which are reduced to their text first. Diagrams are inline SVG drawn when the site
-was built (docs/_hooks/diagrams.py), so axe checks their labels too.
+was built (sitebuild/diagrams.py), so axe checks their labels too.
 """
 
 from __future__ import annotations

@@ -20,10 +20,9 @@ from tests.site.pages import (
     CodeBlock,
     code_blocks,
     contains_dedented,
-    hook,
+    examples,
     html_pages,
     module_as_shown,
-    snippet_modules,
     soup_of,
 )
 
@@ -47,13 +46,23 @@ def test_the_site_has_python_blocks_to_check(blocks):
     assert len(blocks) >= 8
 
 
-def test_every_whole_python_block_is_the_full_text_of_a_module(blocks):
-    modules = {module_as_shown(p) for p in snippet_modules()}
+def test_every_python_block_is_an_example_and_the_manifest_lists_each(blocks, built_site):
+    """Python reaches a page only through the example directive, which marks the block
+    with its module and kind; examples.json lists exactly those blocks."""
+    loose = [f"{b.page} [{b.title}]" for b in blocks if not b.module or b.kind not in {"whole", "excerpt"}]
+    assert not loose, f"Python blocks that are not examples: {loose}"
+    listed = sorted((e["page"], e["module"], e["kind"]) for e in examples(built_site))
+    shown = sorted((b.page.removesuffix("index.html"), b.module, b.kind) for b in blocks)
+    assert listed == shown
+
+
+def test_every_whole_python_block_is_the_full_text_of_its_module(blocks):
+    assert sum(not b.is_excerpt for b in blocks) >= 20
     for block in blocks:
         if not block.is_excerpt:
-            assert block.text in modules, (
-                f"{block.page} [{block.title}]: block is not the full text of any snippet "
-                "module; label it as an excerpt or include the whole file")
+            assert block.title == Path(block.module).name, block
+            assert block.text == module_as_shown(SNIPPETS / block.module), (
+                f"{block.page} [{block.title}]: not the full text of snippets/{block.module}")
 
 
 def test_every_whole_stdlib_block_runs_as_pasted(blocks):
@@ -84,17 +93,17 @@ def test_every_whole_engine_block_runs_as_pasted_against_real_engines(blocks, fr
             f"{block.page} [{block.title}] fails when pasted:\n{done.stderr[-2000:]}")
 
 
-def test_every_excerpt_is_labelled_and_found_in_a_module_shown_in_full_on_its_page(blocks):
+def test_every_excerpt_is_labelled_and_found_in_its_module_shown_in_full_on_its_page(blocks):
     excerpts = [b for b in blocks if b.is_excerpt]
-    assert excerpts, "expected at least one excerpt on the site"
-    full: dict[str, list[str]] = {}
-    for block in blocks:
-        if not block.is_excerpt:
-            full.setdefault(block.page, []).append(block.text)
+    assert len(excerpts) >= 20, "expected excerpts on the site"
+    full: dict[tuple[str, str], str] = {(b.page, b.module): b.text for b in blocks
+                                        if not b.is_excerpt}
     for block in excerpts:
-        assert any(contains_dedented(text, block.text) for text in full.get(block.page, [])), (
-            f"{block.page} [{block.title}]: excerpt not found verbatim in a module "
-            "shown in full on the same page")
+        assert block.title.startswith(f"{Path(block.module).name} (excerpt: "), block.title
+        shown = full.get((block.page, block.module))
+        assert shown is not None, f"{block.page}: excerpt of {block.module}, not shown whole there"
+        assert contains_dedented(shown, block.text), (
+            f"{block.page} [{block.title}]: excerpt not found verbatim in {block.module}")
 
 
 def output_blocks(site: Path, recorded: bool):
@@ -186,16 +195,6 @@ def test_every_table_header_cell_has_a_name(built_site):
     assert not empty, "tables with an empty header cell:\n" + "\n".join(empty)
 
 
-def test_mermaid_is_served_from_the_site_and_never_from_a_cdn(built_site):
-    vendor = built_site / "assets" / "vendor" / "mermaid"
-    assert (vendor / "mermaid.min.js").stat().st_size > 1_000_000
-    assert "MIT" in (vendor / "LICENSE").read_text()
-    for bundle in (built_site / "assets" / "javascripts").glob("bundle.*.min.js"):
-        text = bundle.read_text(encoding="utf-8")
-        assert "unpkg.com/mermaid" not in text
-        assert "assets/vendor/mermaid/mermaid.min.js" in text
-
-
 @pytest.mark.parametrize("page", ["index.html", "fundamentals/core_concepts/index.html"])
 def test_mermaid_is_not_loaded_eagerly_by_any_page(built_site, page):
     html = (built_site / page).read_text(encoding="utf-8")
@@ -205,7 +204,8 @@ def test_mermaid_is_not_loaded_eagerly_by_any_page(built_site, page):
 def test_every_diagram_is_drawn_ahead_and_none_is_left_to_the_browser(built_site, capsys):
     """Each ```mermaid fence has its SVG in docs/data/diagrams (no stale ones), and no
     built page still asks the browser to run Mermaid."""
-    diagrams = hook("diagrams")
+    from sitebuild import diagrams
+
     assert len(diagrams.wanted()) >= 50
     assert diagrams.main(["--check"]) == 0, capsys.readouterr().out
     left = [p.relative_to(built_site).as_posix() for p in html_pages(built_site)

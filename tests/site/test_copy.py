@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import run_as_reader
 from tests.site.conftest import assert_same_origin, record_requests
 from tests.site.pages import (
     CODE_BLOCKS,
     PYTHON_LANGS,
+    SNIPPETS,
     contains_dedented,
     module_as_shown,
     site_pages,
-    snippet_modules,
 )
 
 # The first test also pays for visiting every page (the module-scoped fixture).
@@ -33,7 +34,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(1800)]
 NOTHING = "\u0000nothing was copied"
 SESSION_LANGS = {"console", "pycon", "shell-session", "bash-session", "doscon", "ps1con"}
 
-# Number every code block of the page (each has a copy button, docs/_hooks/speed.py),
+# Number every code block of the page (each has a copy button, sitebuild/speed.py),
 # and keep a function that says what a block shows, line by line, and which lines
 # start with a console prompt, so the test can say what should be copied.
 PREPARE = """
@@ -48,7 +49,8 @@ PREPARE = """
       prompt: line.includes(PROMPT), text: line.replaceAll(PROMPT, ""),
     }));
     return {language: language.replace("language-", ""), lines,
-            title: (block.querySelector(".filename") || {}).textContent || ""};
+            title: (block.querySelector(".filename") || {}).textContent || "",
+            module: block.dataset.example || "", kind: block.dataset.exampleKind || ""};
   };
   const codes = document.querySelectorAll(selector);
   codes.forEach((code, index) => code.setAttribute("data-copy-index", index));
@@ -138,16 +140,22 @@ def test_every_copy_button_can_be_reached_by_a_reader(copied):
     assert not hidden, "copy buttons a reader cannot see:\n" + "\n".join(hidden)
 
 
-def test_every_python_block_copies_a_module_or_a_verbatim_excerpt_of_one(copied):
-    modules = [module_as_shown(p) for p in snippet_modules()]
-    whole = set(modules)
+def test_every_python_block_copies_its_module_or_a_verbatim_excerpt_of_it(copied):
+    """Each Python block names its module (data-example, from the build); a whole one
+    copies exactly that module, an excerpt a run of its lines."""
     wrong = []
-    for block in (b for b in copied if b["language"] in PYTHON_LANGS):
-        if "excerpt" in block["title"].lower():
-            if not any(contains_dedented(m, block["copied"]) for m in modules):
-                wrong.append(f"{where(block)}: excerpt not found in any snippet module")
-        elif block["copied"] not in whole:
-            wrong.append(f"{where(block)}: not the full text of a snippet module")
+    python = [b for b in copied if b["language"] in PYTHON_LANGS]
+    assert len(python) >= 100
+    for block in python:
+        if not block["module"]:
+            wrong.append(f"{where(block)}: a Python block that is not an example")
+            continue
+        module = module_as_shown(SNIPPETS / block["module"])
+        if block["kind"] == "excerpt":
+            if not contains_dedented(module, block["copied"]):
+                wrong.append(f"{where(block)}: excerpt not found in {block['module']}")
+        elif block["copied"] != module:
+            wrong.append(f"{where(block)}: not the full text of {block['module']}")
     assert not wrong, "\n".join(wrong)
 
 
@@ -158,3 +166,17 @@ def test_console_blocks_copy_commands_without_prompts_or_output(copied):
         assert not block["copied"].startswith(("$ ", "# ", ">>> ")), where(block)
         commands = [line["text"] for line in block["lines"] if line["prompt"]]
         assert block["copied"] == "\n".join(commands).rstrip(), where(block)
+
+
+def test_the_copy_button_yields_exactly_the_runnable_module(page):
+    page.goto("fundamentals/core_concepts/")
+    block = page.locator("div.language-python.highlight", has=page.locator(
+        ".filename", has_text="core_concepts_message_kinds.py")).first
+    block.hover()
+    block.locator("button.md-code__button[data-md-type='copy']").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    expected = module_as_shown(SNIPPETS / "fundamentals" / "core_concepts_message_kinds.py")
+    assert copied.rstrip("\n") == expected
+    done = run_as_reader(copied)
+    assert done.returncode == 0, done.stderr
+    assert "rejected: sessions_per_week must be 1..14, got 30" in done.stdout

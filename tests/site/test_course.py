@@ -15,16 +15,16 @@ import pytest
 import yaml
 from mkdocs.utils.meta import get_data
 
-from tests.site.pages import ROOT, hook, soup_of
+from sitebuild import course
+from tests.site.pages import ROOT, soup_of
 
 DOCS = ROOT / "docs"
-course = hook("course")
 
 
 def declared_patterns() -> list[tuple[str, str]]:
     found = []
     for path in sorted(DOCS.rglob("*.md")):
-        if "_hooks" in path.parts:
+        if {"reference"} & set(path.parts):
             continue
         meta = get_data(path.read_text(encoding="utf-8"))[1] or {}
         found += [(p["name"], path.relative_to(DOCS).as_posix()) for p in meta.get("patterns") or []]

@@ -4,13 +4,14 @@ Every page of the build is opened at 360 x 740 CSS pixels (a common small Androi
 phone). The document may not be wider than the viewport; when it is, the failure
 names the elements that stick out. Each chapter index is also saved in light and
 dark mode (``<chapter>_<scheme>_phone.png``), next to the desktop screenshots that
-test_browser.py takes: in a temporary directory, or in EDD_SCREENSHOTS if set.
+the last test takes: in a temporary directory, or in EDD_SCREENSHOTS if set.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from sitebuild.facts import CHAPTERS
 from tests.site.conftest import assert_same_origin, record_requests
 from tests.site.pages import site_pages
 
@@ -86,3 +87,30 @@ def test_no_page_scrolls_sideways_on_a_phone(browser, built_site, site_url, scre
     assert not wide, f"{len(wide)} page(s) scroll sideways on a phone:\n" + "\n".join(wide)
     assert_same_origin(requests, site_url)
     print(f"phone screenshots in {screenshot_dir}")
+
+
+def test_the_home_page_renders_with_its_chapters(page):
+    page.goto("")
+    assert "Event-Driven Design" in page.title()
+    assert page.locator(".md-content h1").first.inner_text().startswith("Event-Driven Design")
+    tabs = page.locator(".md-tabs__link").all_inner_texts()
+    assert "Fundamentals" in [t.strip() for t in tabs]
+
+
+CHAPTER_INDEXES = [""] + [f"{chapter}/" for chapter in CHAPTERS]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_screenshots_of_each_chapter_index(browser, site_url, screenshot_dir, scheme):
+    context = browser.new_context(color_scheme=scheme, base_url=site_url,
+                                  viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    for path in CHAPTER_INDEXES:
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        name = (path.strip("/").replace("/", "_") or "home") + f"_{scheme}.png"
+        page.screenshot(path=str(screenshot_dir / name), full_page=True)
+        assert (screenshot_dir / name).stat().st_size > 10_000
+    context.close()
+    print(f"screenshots in {screenshot_dir}")
+

@@ -17,15 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines import ENGINE_VARS
-from tests.site.pages import html_pages, module_as_shown, snippet_modules
+from sitebuild.facts import CHAPTERS as CHAPTER_TITLES
+from sitebuild.facts import ENGINE_VARS
+from sitebuild.pyodide import CORE as VENDOR
+from tests.site.pages import examples, html_pages
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-CHAPTERS = sorted(p.parent.name for p in DOCS.glob("*/index.md"))
-VENDOR = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip",
-          "pyodide-lock.json")
-ENGINE_NAMES = {"REDIS_URL": "Redis", "DATABASE_URL": "PostgreSQL", "AMQP_URL": "RabbitMQ",
-                "NATS_URL": "NATS", "KAFKA_BOOTSTRAP": "Kafka"}
+CHAPTERS = list(CHAPTER_TITLES)
 FINAL = "b => !['idle', 'starting', 'running'].includes(b.dataset.state)"
 SAVED = """() => new Promise(found => {
   const open = indexedDB.open("edd-run", 1);
@@ -81,12 +78,14 @@ if __name__ == "__main__":
 
 
 # --- The built HTML -----------------------------------------------------------
-# Read with regular expressions: the pages with code weigh about 7 MB of
-# highlighted HTML, which BeautifulSoup takes 15 s of CPU to parse.
+# The examples come from examples.json; the bar or note under each, and the
+# build-time outputs, are read with regular expressions: the pages with code
+# weigh about 7 MB of highlighted HTML, which BeautifulSoup takes 15 s to parse.
 
 BLOCK = re.compile(
-    r'<div class="language-python highlight">(?:<span class="filename">(?P<title>.*?)</span>)?'
-    r'<pre\b[^>]*>(?P<pre>.*?)</pre></div>\s*(?P<after><div\b[^>]*>|<p\b[^>]*>[^<]*</p>)?', re.DOTALL)
+    r'<div class="language-python highlight" data-example="(?P<module>[^"]+)" '
+    r'data-example-kind="whole"[^>]*>.*?<pre\b[^>]*>(?P<pre>.*?)</pre></div>\s*'
+    r'(?P<after><div\b[^>]*>|<p\b[^>]*>[^<]*</p>)?', re.DOTALL)
 OUTPUT = re.compile(r'<div class="ed-output" data-snippet="(?P<path>[^"]+)">\s*'
                     r'<div class="language-text highlight">.*?<pre\b[^>]*>(?P<pre>.*?)</pre>', re.DOTALL)
 
@@ -105,32 +104,33 @@ class Block:
     after: str  # "run", "note" or "" (neither)
     after_snippet: str
     note: str
-    needs: str  # "stack-switching" when it calls asyncio.run() from synchronous code
+    needs: str  # "stack-switching" when its asyncio.run() cannot be awaited by the runner
+    verdict: str  # the manifest's: "yes", "stack-switching" or "no"
 
 
 @pytest.fixture(scope="module")
 def site_blocks(built_site) -> tuple[list[Block], dict[str, dict[str, str]]]:
     """Every whole-module block of the site, and per page URL its build-time outputs."""
-    modules = {module_as_shown(p): f"{p.parent.name}/{p.name}" for p in snippet_modules()}
+    listed: dict[str, dict[str, str]] = {}
+    for entry in examples(built_site):
+        if entry["kind"] == "whole":
+            listed.setdefault(entry["page"], {})[entry["module"]] = entry["run"]
     blocks, outputs = [], {}
-    for path in html_pages(built_site):
-        text = path.read_text(encoding="utf-8")
-        if 'class="language-python highlight"' not in text:
-            continue
-        url = str(path.relative_to(built_site)).removesuffix("index.html")
+    for url, verdicts in listed.items():
+        text = (built_site / url / "index.html").read_text(encoding="utf-8")
         outputs[url] = {m["path"]: text_of(m["pre"]).rstrip("\n") for m in OUTPUT.finditer(text)}
-        for match in BLOCK.finditer(text):
-            code = text_of(match["pre"]).rstrip("\n")
-            if code not in modules or "excerpt" in text_of(match["title"] or "").lower():
-                continue
+        found = {m["module"]: m for m in BLOCK.finditer(text)}
+        assert set(found) == set(verdicts), (url, sorted(set(found) ^ set(verdicts)))
+        for module, match in found.items():
             after = match["after"] or ""
             kind = ("run" if re.match(r'<div class="ed-run"', after) else
                     "note" if re.match(r'<p class="ed-run-note"', after) else "")
             snippet = re.search(r'data-snippet="([^"]*)"', after)
             needs = re.search(r'data-needs="([^"]*)"', after)
-            blocks.append(Block(url, modules[code], code, kind, snippet[1] if snippet else "",
+            blocks.append(Block(url, module, text_of(match["pre"]).rstrip("\n"), kind,
+                                snippet[1] if snippet else "",
                                 text_of(after).strip() if kind == "note" else "",
-                                needs[1] if needs else ""))
+                                needs[1] if needs else "", verdicts[module]))
     return blocks, outputs
 
 
@@ -146,6 +146,12 @@ def runnable(site_blocks) -> dict[str, tuple[str, str, str]]:
     return found
 
 
+def test_the_manifest_says_what_each_bar_shows(site_blocks):
+    for block in site_blocks[0]:
+        assert block.after == ("note" if block.verdict == "no" else "run"), block
+        assert (block.needs == "stack-switching") == (block.verdict == "stack-switching"), block
+
+
 def test_every_whole_module_block_has_a_run_button_or_says_why_not(site_blocks):
     blocks, _ = site_blocks
     assert len(blocks) >= 20
@@ -159,7 +165,7 @@ def test_every_whole_module_block_has_a_run_button_or_says_why_not(site_blocks):
 def test_examples_that_need_an_engine_say_which_and_offer_no_run_button(site_blocks):
     checked = 0
     for block in site_blocks[0]:
-        engines = {ENGINE_NAMES[v] for v in ENGINE_VARS if v in block.code}
+        engines = {name for var, name in ENGINE_VARS.items() if var in block.code}
         if engines:
             assert block.after == "note", f"{block.page}: {block.snippet} offers Run"
             assert block.note.startswith("Needs ") and all(e in block.note for e in engines)

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.site.conftest import search
+
 pytestmark = pytest.mark.browser
 
 QUERIES = yaml.safe_load((Path(__file__).with_name("search_queries.yml")).read_text())
@@ -76,3 +78,29 @@ def test_search_finds_the_answering_page_in_the_top_three(page, site_url, built_
     for miss in misses:
         print("  miss", miss)
     assert hit3 / total >= 0.95, "\n".join(misses)
+
+
+@pytest.mark.parametrize("query", ["event bus", "EventBus", "subscribe"])
+def test_search_typed_key_by_key_finds_the_event_bus_page(page, query):
+    links = search(page, query)
+    assert any(link.endswith("fundamentals/core_concepts/") for link in links[:3]), (query, links)
+
+
+def test_the_search_index_waits_until_the_reader_reaches_for_search(page):
+    """The index is most of a page's weight: it is fetched on intent, not on load."""
+    page.goto("event_sourcing/")
+    page.wait_for_load_state("networkidle")
+    page.mouse.wheel(0, 600)  # reading is not searching
+    page.wait_for_timeout(300)
+    assert not any("search_index" in u for u in page.requests)
+    with page.expect_request(lambda r: r.url.endswith("search/search_index.json")):
+        page.keyboard.press("/")  # Material's shortcut focuses the search field
+    page.keyboard.type("snapshot")
+    page.wait_for_selector(".md-search-result__item")
+
+
+def test_a_shared_search_link_loads_the_index_at_once(page):
+    """A link with ?q= opens the search with its results (Material's search.share)."""
+    page.goto("?q=outbox")
+    page.wait_for_selector(".md-search-result__item")
+    assert any(u.endswith("search/search_index.json") for u in page.requests)

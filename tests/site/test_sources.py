@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from sitebuild import examples
 from tests.site.pages import PYTHON_LANGS, ROOT, snippet_modules
 
 DOCS = ROOT / "docs"
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*\{?\.?(?P<lang>[\w+-]*)")
 INCLUDE = re.compile(r'^\s*-{1,}8<-{1,}\s+"[^"]+"\s*$')
 MODULES = snippet_modules()
-PAGES = sorted(p for p in DOCS.rglob("*.md") if "_hooks" not in p.parts)
+PAGES = sorted(p for p in DOCS.rglob("*.md") if not {"reference"} & set(p.parts))
+SHOWN_WHOLE = {e.module for page in PAGES for e in examples.parse(page.read_text(encoding="utf-8"))
+               if e.kind == "whole"}
 
 
 def fences(text: str):
@@ -41,11 +44,11 @@ def test_the_sources_are_found():
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
 def test_no_python_is_typed_into_markdown(page: Path):
+    """Python reaches a page only through <!-- example: ... -->, never a fence."""
     for language, line, body in fences(page.read_text(encoding="utf-8")):
-        if language in PYTHON_LANGS:
-            typed = [b for b in body if b.strip() and not INCLUDE.match(b)]
-            assert not typed, f"{page.name}:{line}: Python typed into Markdown: {typed[:2]}"
-            assert body, f"{page.name}:{line}: empty Python block"
+        assert language not in PYTHON_LANGS, (
+            f"{page.name}:{line}: a Python fence; show a module with <!-- example: ... -->")
+        assert not any(INCLUDE.match(b) for b in body), f"{page.name}:{line}: --8<-- include"
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -65,8 +68,7 @@ def test_every_module_has_its_mirrored_test_and_page(module: Path):
 @pytest.mark.parametrize("module", MODULES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_module_is_shown_on_a_page_and_has_a_main(module: Path):
     relative = f"{module.parent.name}/{module.name}"
-    shown = [p for p in PAGES if f'"{relative}' in p.read_text(encoding="utf-8")]
-    assert shown, f"snippets/{relative} is not included by any page"
+    assert relative in SHOWN_WHOLE, f"snippets/{relative} is not shown whole by any page"
     tree = ast.parse(module.read_text(encoding="utf-8"))
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
     assert "main" in functions, f"{relative} has no main() to demonstrate it"
@@ -88,7 +90,7 @@ def test_hypothesis_runs_without_deadlines_under_one_profile():
 
     assert settings.default.deadline is None
     assert HealthCheck.too_slow in settings.default.suppress_health_check
-    set_deadline = re.compile(r"settings\([^)]*\bdeadline\s*=\s*(?!None\b)", re.S)
+    set_deadline = re.compile(r"settings\([^)]*\bdeadline\s*=\s*(?!None\b)", re.DOTALL)
     offenders = [str(path.relative_to(ROOT)) for path in (ROOT / "tests").rglob("*.py")
                  if set_deadline.search(path.read_text())]
     assert not offenders, f"a Hypothesis deadline is set in {offenders}"

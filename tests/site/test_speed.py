@@ -1,4 +1,4 @@
-"""Page speed work that must not silently come undone (docs/_hooks/speed.py,
+"""Page speed work that must not silently come undone (sitebuild/speed.py,
 overrides/main.html, docs/assets/javascripts/site.js).
 
 Lighthouse itself runs in a benchmark (`make bench BENCH=site`), never in a test:
@@ -17,9 +17,13 @@ import re
 
 import pytest
 
-from tests.site.pages import LAY_OUT_ALL_CODE, hook, site_pages, snippet_modules, soup_of
-
-speed = hook("speed")
+from sitebuild import speed  # noqa: E402
+from tests.site.pages import (
+    LAY_OUT_ALL_CODE,
+    site_pages,
+    snippet_modules,
+    soup_of,
+)
 
 LONG_PAGE = "messaging/message_queues/"  # six backends in tabs, 30 code blocks' worth of tokens
 TABLES_PAGE = "event_sourcing/event_store/"  # long too, with four tables

@@ -1,6 +1,7 @@
 // Learning-path checklist: the task-list boxes inside `.ed-checklist` become
 // real checkboxes whose state is kept in this browser's localStorage. Nothing
-// leaves the browser. Runs again after every instant navigation.
+// leaves the browser. The script is deferred, so it sets the lists up once the
+// page is parsed.
 (function () {
   "use strict";
 
@@ -85,9 +86,5 @@
     document.querySelectorAll(".ed-checklist").forEach(setUp);
   }
 
-  if (typeof document$ !== "undefined") {
-    document$.subscribe(init);
-  } else {
-    document.addEventListener("DOMContentLoaded", init);
-  }
+  document.addEventListener("DOMContentLoaded", init);
 })();

@@ -1,6 +1,6 @@
 /* Run buttons: run the example shown, in the reader's browser, and print its output.
  *
- * The build (docs/_hooks/pyodide.py) puts a bar `.ed-run[data-snippet]` under
+ * The build (sitebuild/examples.py) puts a bar `.ed-run[data-snippet]` under
  * each example the browser can run, shown by run.css wherever scripts run (and
  * replaced there by a note where a module needs WebAssembly stack switching that
  * the browser lacks). This script does nothing to the page when it loads, which

@@ -1,19 +1,16 @@
-/* The site's behaviour in the browser, in place of Material for MkDocs' script bundle.
+/* The site's behaviour in the browser. Material for MkDocs' script bundle is not
+ * loaded (overrides/main.html says why); this script does what the site uses of
+ * it, and does nearly nothing as a page loads: the rest waits for the reader (a
+ * scroll, a key, a click, the pointer over the search field).
  *
- * Material's bundle (RxJS, 40 KB gzipped) sets up a page in one block of work: on
- * the phone Lighthouse simulates, 300-500 ms during which the page cannot answer a
- * tap. This script does what the site uses of it, and does nearly nothing as a
- * page loads: what can be decided when the site is built is in the HTML already
- * (docs/_hooks/speed.py: copy buttons, table wrappers), the rest waits for the
- * reader (a scroll, a key, a click, the pointer over the search field).
- *
- * - search: the search field and its results, with Material's own search worker
- *   (lunr, the same ranking); the index (2.8 MB, 0.64 MB gzipped) is fetched when
- *   the reader reaches for search, not on every page load;
+ * - search: the search field and its results, run by Material's own search worker
+ *   (lunr, the same ranking); the index is large, so it is fetched only when the
+ *   reader reaches for search;
  * - keyboard: "/", "s" or "f" opens search, arrows move through the results, Enter
  *   follows the best one, Escape closes; "p" and "n" go to the previous and next
  *   page; Enter on a focused section label opens it;
- * - the colour palette switch, the "Copied" message of the copy buttons;
+ * - the colour palette switch, the "Copied" message of the copy buttons (the build
+ *   writes the buttons into the HTML);
  * - while scrolling: the table of contents marks the section in view (and keeps it
  *   in view, and in the address bar), the header shows the page title and a shadow,
  *   the tabs fold away, the back-to-top button shows when scrolling up;
@@ -21,21 +18,181 @@
  * - a code block or table too wide for the page can be focused, to scroll it with
  *   the keyboard (checked when it comes into view).
  *
- * The class names, attributes and storage keys are Material's, so its stylesheets
- * and the inline script that restores the palette before the page is drawn work
- * as they are.
+ * It works on Material's markup and stylesheets, so it must use Material's names:
+ * all of them are in the adapter below, and nowhere else.
  */
 (() => {
   "use strict";
 
-  const config = JSON.parse(document.getElementById("__config").textContent);
-  const base = new URL(config.base, location.href);
-  const text = (key, count) => (config.translations[key] || "").replace("#", String(count));
+  // --- Adapter: every name shared with Material for MkDocs --------------------------
+  // Written for the Material version below: its templates write the markup, its
+  // stylesheets style these classes and attributes, its inline scripts read the
+  // palette and tabs from storage, and its search worker answers these messages.
+  // tests/site/test_theme_adapter.py finds each entry in the installed theme, and
+  // fails when another version is installed: check every entry against it, then
+  // update the version.
+  const MD = Object.freeze({
+    version: "9.8.1",
+    // Classes: the markup's, and the states the stylesheets draw.
+    cls: Object.freeze({
+      content: "md-content",
+      typeset: "md-typeset",
+      icon: "md-icon",
+      dialogInner: "md-dialog__inner",
+      dialogActive: "md-dialog--active",
+      headerShadow: "md-header--shadow",
+      headerTitleActive: "md-header__title--active",
+      nav: "md-nav",
+      navSecondary: "md-nav--secondary",
+      navLink: "md-nav__link",
+      navLinkPassed: "md-nav__link--passed",
+      navLinkActive: "md-nav__link--active",
+      sidebarPrimary: "md-sidebar--primary",
+      sidebarScrollwrap: "md-sidebar__scrollwrap",
+      toggleIndeterminate: "md-toggle--indeterminate",
+      search: "md-search",
+      searchInput: "md-search__input",
+      searchScrollwrap: "md-search__scrollwrap",
+      resultMeta: "md-search-result__meta",
+      resultList: "md-search-result__list",
+      resultItem: "md-search-result__item",
+      resultLink: "md-search-result__link",
+      resultArticle: "md-search-result__article",
+      resultIcon: "md-search-result__icon",
+      resultTerms: "md-search-result__terms",
+      resultMore: "md-search-result__more",
+      tags: "md-tags",
+      tag: "md-tag",
+      tableScrollwrap: "md-typeset__scrollwrap",
+      tabbedSet: "tabbed-set",
+      focusVisible: "focus-visible",
+    }),
+    // Values of data-md-component: the parts of the page.
+    component: Object.freeze({
+      dialog: "dialog",
+      palette: "palette",
+      search: "search",
+      header: "header",
+      headerTitle: "header-title",
+      tabs: "tabs",
+      top: "top",
+      main: "main",
+      toc: "toc",
+    }),
+    // Values of data-md-toggle: the checkboxes that open and close the search
+    // and the navigation drawer.
+    toggle: Object.freeze({
+      search: "search",
+      drawer: "drawer",
+    }),
+    // Element ids: the page's settings, the search checkbox.
+    id: Object.freeze({
+      config: "__config",
+      searchToggle: "__search",
+    }),
+    attr: Object.freeze({
+      component: "data-md-component",
+      toggle: "data-md-toggle",
+      copying: "data-md-copying",  // hides a console session's prompts and output while copying
+      copy: "data-copy",  // on a block or around it: the text to copy in place of what it shows
+      score: "data-md-score",  // a search result's score
+      scrollLock: "data-md-scrolllock",  // fixes the page while search covers a phone's screen
+      clipboardTarget: "data-clipboard-target",  // a copy button's code block
+      clipboardText: "data-clipboard-text",  // a copy button's own text
+    }),
+    // The palette's attributes on <body>, which the stylesheets read, keyed by
+    // their names in the stored palette.
+    color: Object.freeze({
+      media: "data-md-color-media",
+      scheme: "data-md-color-scheme",
+      primary: "data-md-color-primary",
+      accent: "data-md-color-accent",
+    }),
+    palette: Object.freeze({
+      systemMedia: "(prefers-color-scheme)",  // the choice that follows the system
+      lightMedia: "(prefers-color-scheme: light)",  // the choice whose colours it takes when light
+      darkMedia: "(prefers-color-scheme: dark)",  // and when dark
+      darkScheme: "slate",  // with it, the page canvas goes dark too
+      index: "index",  // stored: the chosen input
+      color: "color",  // stored: its colours, restored by the theme before drawing
+    }),
+    // Storage: the theme's functions (a key per site) and keys.
+    storage: Object.freeze({
+      get: "__md_get",
+      set: "__md_set",
+      palette: "__palette",
+      tabs: "__tabs",
+    }),
+    // Keys of the page's settings.
+    config: Object.freeze({
+      base: "base",
+      features: "features",
+      translations: "translations",
+      worker: "search",  // the search worker's address
+    }),
+    feature: Object.freeze({
+      tocFollow: "toc.follow",
+      tracking: "navigation.tracking",
+    }),
+    // Keys of the translated texts, and the mark a count replaces in them.
+    text: Object.freeze({
+      copied: "clipboard.copied",
+      placeholder: "search.result.placeholder",
+      none: "search.result.none",
+      one: "search.result.one",
+      other: "search.result.other",
+      moreOne: "search.result.more.one",
+      moreOther: "search.result.more.other",
+      missing: "search.result.term.missing",
+      count: "#",
+    }),
+    search: Object.freeze({
+      index: "search/search_index.json",
+      param: "q",  // a link to a search: ?q=...
+    }),
+    // Below this width, search covers the screen.
+    media: Object.freeze({
+      tablet: "(min-width: 60em)",
+    }),
+    // The search worker's message types.
+    message: Object.freeze({
+      setup: 0,
+      ready: 1,
+      query: 2,
+      result: 3,
+    }),
+    // Fields of the search worker's messages and results.
+    field: Object.freeze({
+      type: "type",
+      data: "data",
+      config: "config",
+      docs: "docs",
+      options: "options",
+      suggest: "suggest",
+      items: "items",
+      location: "location",
+      score: "score",
+      title: "title",
+      text: "text",
+      tags: "tags",
+      terms: "terms",
+    }),
+  });
+
+  const F = MD.field;
+  const settings = JSON.parse(document.getElementById(MD.id.config).textContent);
+  const base = new URL(settings[MD.config.base], location.href);
+  const features = settings[MD.config.features];
+  const text = (key, count) =>
+    (settings[MD.config.translations][key] || "").replace(MD.text.count, String(count));
+  const load = (key) => window[MD.storage.get](key);
+  const store = (key, value) => window[MD.storage.set](key, value);
   const $ = (selector, root = document) => root.querySelector(selector);
   const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
-  const toggle = (name) => $(`[data-md-toggle="${name}"]`);
+  const component = (name) => $(`[${MD.attr.component}="${name}"]`);
+  const toggle = (name) => $(`[${MD.attr.toggle}="${name}"]`);
   const isOn = (name) => Boolean(toggle(name)?.checked);
-  const tablet = matchMedia("(min-width: 60em)");
+  const tablet = matchMedia(MD.media.tablet);
 
   function setToggle(name, value) {
     const input = toggle(name);
@@ -47,70 +204,71 @@
 
   // --- Messages ("Copied to clipboard") -----------------------------------------
 
-  const dialog = $("[data-md-component=dialog]");
+  const dialog = component(MD.component.dialog);
   let dialogTimer = 0;
   function say(message) {
     if (!dialog) return;
-    $(".md-dialog__inner", dialog).textContent = message;
-    dialog.classList.add("md-dialog--active");
+    $(`.${MD.cls.dialogInner}`, dialog).textContent = message;
+    dialog.classList.add(MD.cls.dialogActive);
     clearTimeout(dialogTimer);
-    dialogTimer = setTimeout(() => dialog.classList.remove("md-dialog--active"), 2000);
+    dialogTimer = setTimeout(() => dialog.classList.remove(MD.cls.dialogActive), 2000);
   }
 
-  // --- Copy buttons (in the HTML since the build) --------------------------------
+  // --- Copy buttons (written into the HTML by the build) ---------------------------
 
   function copyText(code) {
-    // Material's rule: what the block shows (innerText), without the prompts and
-    // output of a console session, which the stylesheet hides while copying.
-    code.setAttribute("data-md-copying", "");
-    const copy = code.closest("[data-copy]");
-    const value = copy ? copy.getAttribute("data-copy") : code.innerText;
-    code.removeAttribute("data-md-copying");
+    // What the block shows (innerText), less the prompts and output of a console
+    // session, which the stylesheet hides while the copying attribute is set; or
+    // the text a copy attribute on the block or around it gives.
+    code.setAttribute(MD.attr.copying, "");
+    const copy = code.closest(`[${MD.attr.copy}]`);
+    const value = copy ? copy.getAttribute(MD.attr.copy) : code.innerText;
+    code.removeAttribute(MD.attr.copying);
     return value.trimEnd();
   }
 
   document.addEventListener("click", (event) => {
-    const button = event.target.closest?.("[data-clipboard-target], [data-clipboard-text]");
+    const button = event.target.closest?.(`[${MD.attr.clipboardTarget}], [${MD.attr.clipboardText}]`);
     if (!button) return;
-    const target = button.getAttribute("data-clipboard-target");
+    const target = button.getAttribute(MD.attr.clipboardTarget);
     const code = target && document.querySelector(target);
-    const value = button.getAttribute("data-clipboard-text") || (code ? copyText(code) : "");
+    const value = button.getAttribute(MD.attr.clipboardText) || (code ? copyText(code) : "");
     navigator.clipboard.writeText(value).then(() => {
       button.focus();
-      say(text("clipboard.copied"));
+      say(text(MD.text.copied));
     }, () => {});
   });
 
   // --- Colour palette -------------------------------------------------------------
 
   function palette() {
-    const form = $("[data-md-component=palette]");
+    const form = component(MD.component.palette);
     if (!form) return;
     const inputs = $$("input", form);
-    const attr = (input, key) => input.getAttribute(`data-md-color-${key}`);
-    const saved = __md_get("__palette");
-    let index = saved && Number.isInteger(saved.index) ? saved.index
-      : inputs.findIndex((input) => matchMedia(attr(input, "media")).matches);
+    const saved = load(MD.storage.palette);
+    let index = saved && Number.isInteger(saved[MD.palette.index]) ? saved[MD.palette.index]
+      : inputs.findIndex((input) => matchMedia(input.getAttribute(MD.color.media)).matches);
     index = Math.max(0, Math.min(index, inputs.length - 1));
 
-    function apply(store) {
+    function apply(remember) {
       const chosen = inputs[index];
       let source = chosen;
-      if (attr(chosen, "media") === "(prefers-color-scheme)") {
-        const light = matchMedia("(prefers-color-scheme: light)").matches;
-        source = $(`[data-md-color-media="(prefers-color-scheme: ${light ? "light" : "dark"})"]`, form);
+      if (chosen.getAttribute(MD.color.media) === MD.palette.systemMedia) {
+        const light = matchMedia(MD.palette.lightMedia).matches;
+        source = $(`[${MD.color.media}="${light ? MD.palette.lightMedia : MD.palette.darkMedia}"]`, form);
       }
-      const color = { media: attr(chosen, "media"), scheme: attr(source, "scheme"),
-                      primary: attr(source, "primary"), accent: attr(source, "accent") };
-      for (const [key, value] of Object.entries(color)) {
-        if (document.body.getAttribute(`data-md-color-${key}`) !== value)
-          document.body.setAttribute(`data-md-color-${key}`, value);
+      // The media query is the chosen input's; the colours are those it stands for.
+      const color = {};
+      for (const [key, name] of Object.entries(MD.color))
+        color[key] = (name === MD.color.media ? chosen : source).getAttribute(name);
+      for (const [key, name] of Object.entries(MD.color)) {
+        if (document.body.getAttribute(name) !== color[key]) document.body.setAttribute(name, color[key]);
       }
       inputs.forEach((input, i) => {
         const label = input.nextElementSibling;
         if (label instanceof HTMLElement) label.hidden = i !== index;
       });
-      if (store) __md_set("__palette", { index, color });
+      if (remember) store(MD.storage.palette, { [MD.palette.index]: index, [MD.palette.color]: color });
     }
 
     inputs.forEach((input, i) => input.addEventListener("change", () => { index = i; apply(true); }));
@@ -121,13 +279,13 @@
       next.click();
       next.focus();
     });
-    matchMedia("(prefers-color-scheme: light)").addEventListener("change", () => apply(false));
+    matchMedia(MD.palette.lightMedia).addEventListener("change", () => apply(false));
     apply(false);
   }
 
   // The page canvas (around the body, and the scroll bar) follows the palette.
   function canvas() {
-    const dark = document.body.getAttribute("data-md-color-scheme") === "slate";
+    const dark = document.body.getAttribute(MD.color.scheme) === MD.palette.darkScheme;
     if (dark || document.documentElement.style.colorScheme)
       document.documentElement.style.colorScheme = dark ? "dark" : "";
   }
@@ -135,7 +293,7 @@
   // --- Search -----------------------------------------------------------------------
 
   const search = {
-    el: $("[data-md-component=search]"),
+    el: component(MD.component.search),
     worker: null,
     ready: false,
     sent: null,
@@ -145,59 +303,62 @@
 
   function startSearch() {
     if (search.worker || !search.el) return;
-    search.worker = new Worker(new URL(config.search, base));
+    search.worker = new Worker(new URL(settings[MD.config.worker], base));
     search.worker.onmessage = ({ data: message }) => {
-      if (message.type === 1) {  // ready
+      if (message[F.type] === MD.message.ready) {
         search.ready = true;
         query();
-      } else if (message.type === 3) {  // results
-        showResults(message.data.items);
+      } else if (message[F.type] === MD.message.result) {
+        showResults(message[F.data][F.items]);
       }
     };
-    fetch(new URL("search/search_index.json", base))
+    fetch(new URL(MD.search.index, base))
       .then((response) => response.json())
-      .then(({ config: index, docs }) => search.worker.postMessage({
-        type: 0, data: { config: index, docs, options: { suggest: false } } }));
+      .then((index) => search.worker.postMessage({
+        [F.type]: MD.message.setup,
+        [F.data]: { [F.config]: index[F.config], [F.docs]: index[F.docs], [F.options]: { [F.suggest]: false } },
+      }));
   }
 
   function query() {
-    const value = $(".md-search__input").value;
+    const value = $(`.${MD.cls.searchInput}`).value;
     if (!search.ready || value === search.sent) return;
     search.sent = value;
-    search.worker.postMessage({ type: 2, data: value });
+    search.worker.postMessage({ [F.type]: MD.message.query, [F.data]: value });
   }
 
   function renderDocument(doc, parent, teaser) {
-    const url = new URL(doc.location, base);
+    const url = new URL(doc[F.location], base);
     const link = document.createElement("a");
     link.href = url.href;
-    link.className = "md-search-result__link";
+    link.className = MD.cls.resultLink;
     link.tabIndex = -1;
     const article = document.createElement("article");
-    article.className = "md-search-result__article md-typeset";
-    article.setAttribute("data-md-score", doc.score.toFixed(2));
+    article.className = `${MD.cls.resultArticle} ${MD.cls.typeset}`;
+    article.setAttribute(MD.attr.score, doc[F.score].toFixed(2));
     // The worker marks the matched words with <mark> in HTML it escapes itself.
-    let html = parent ? `<div class="md-search-result__icon md-icon"></div><h1>${doc.title}</h1>`
-      : `<h2>${doc.title}</h2>`;
-    if (teaser && doc.text.length) html += doc.text;
+    let html = parent ? `<div class="${MD.cls.resultIcon} ${MD.cls.icon}"></div><h1>${doc[F.title]}</h1>`
+      : `<h2>${doc[F.title]}</h2>`;
+    if (teaser && doc[F.text].length) html += doc[F.text];
     article.innerHTML = html;
-    if (doc.tags) {
+    if (doc[F.tags]) {
       const tags = document.createElement("nav");
-      tags.className = "md-tags";
+      tags.className = MD.cls.tags;
       tags.setAttribute("role", "none");
-      for (const tag of doc.tags) {
+      for (const tag of doc[F.tags]) {
         const span = document.createElement("span");
-        span.className = "md-tag";
+        span.className = MD.cls.tag;
         span.textContent = tag;
         tags.append(span);
       }
       article.append(tags);
     }
-    const missing = Object.keys(doc.terms).filter((term) => !doc.terms[term]);
+    const terms = doc[F.terms];
+    const missing = Object.keys(terms).filter((term) => !terms[term]);
     if (teaser && missing.length) {
       const p = document.createElement("p");
-      p.className = "md-search-result__terms";
-      p.append(`${text("search.result.term.missing")}: `);
+      p.className = MD.cls.resultTerms;
+      p.append(`${text(MD.text.missing)}: `);
       missing.forEach((term, i) => {
         const del = document.createElement("del");
         del.textContent = term;
@@ -209,26 +370,28 @@
     return link;
   }
 
+  // One page's results: the page itself first, then its sections that score as
+  // high as the best, then the rest folded under "more".
   function renderItem(result) {
     const docs = [...result];
-    const threshold = docs[0].score;
-    const at = docs.findIndex((doc) => !new URL(doc.location, base).hash);
+    const threshold = docs[0][F.score];
+    const at = docs.findIndex((doc) => !new URL(doc[F.location], base).hash);
     const [page] = docs.splice(Math.max(at, 0), 1);
-    let split = docs.findIndex((doc) => doc.score < threshold);
+    let split = docs.findIndex((doc) => doc[F.score] < threshold);
     if (split === -1) split = docs.length;
     const item = document.createElement("li");
-    item.className = "md-search-result__item";
+    item.className = MD.cls.resultItem;
     item.append(renderDocument(page, true, at === 0 && split === 0));
     for (const doc of docs.slice(0, split)) item.append(renderDocument(doc, false, true));
     const more = docs.slice(split);
     if (more.length) {
       const details = document.createElement("details");
-      details.className = "md-search-result__more";
+      details.className = MD.cls.resultMore;
       const summary = document.createElement("summary");
       summary.tabIndex = -1;
       summary.innerHTML = "<div></div>";
-      summary.firstChild.textContent = more.length === 1 ? text("search.result.more.one")
-        : text("search.result.more.other", more.length);
+      summary.firstChild.textContent = more.length === 1 ? text(MD.text.moreOne)
+        : text(MD.text.moreOther, more.length);
       details.append(summary, ...more.map((doc) => renderDocument(doc, false, true)));
       item.append(details);
     }
@@ -236,12 +399,12 @@
   }
 
   function showResults(items) {
-    const meta = $(".md-search-result__meta");
-    const list = $(".md-search-result__list");
-    const value = $(".md-search__input").value;
+    const meta = $(`.${MD.cls.resultMeta}`);
+    const list = $(`.${MD.cls.resultList}`);
+    const value = $(`.${MD.cls.searchInput}`).value;
     meta.textContent = items.length === 0
-      ? text(value.length ? "search.result.none" : "search.result.placeholder")
-      : items.length === 1 ? text("search.result.one") : text("search.result.other", items.length);
+      ? text(value.length ? MD.text.none : MD.text.placeholder)
+      : items.length === 1 ? text(MD.text.one) : text(MD.text.other, items.length);
     list.replaceChildren();
     search.items = items;
     search.shown = 0;
@@ -249,7 +412,7 @@
   }
 
   function more(count) {
-    const list = $(".md-search-result__list");
+    const list = $(`.${MD.cls.resultList}`);
     const next = search.items.slice(search.shown, search.shown + count);
     search.shown += next.length;
     list.append(...next.map(renderItem));
@@ -257,40 +420,41 @@
 
   function setUpSearch() {
     if (!search.el) return;
-    const input = $(".md-search__input");
-    const list = $(".md-search-result__list");
-    const wrap = $(".md-search__scrollwrap");
+    const input = $(`.${MD.cls.searchInput}`);
+    const list = $(`.${MD.cls.resultList}`);
+    const wrap = $(`.${MD.cls.searchScrollwrap}`);
+    // The worker starts as soon as the reader comes near search.
     const want = (event) => {
-      if (event.target.closest?.(".md-search, label[for='__search']")) startSearch();
+      if (event.target.closest?.(`.${MD.cls.search}, label[for='${MD.id.searchToggle}']`)) startSearch();
     };
     for (const type of ["pointerover", "touchstart", "focusin"])
       document.addEventListener(type, want, { capture: true, passive: true });
-    toggle("search").addEventListener("change", () => {
-      const open = isOn("search");
+    toggle(MD.toggle.search).addEventListener("change", () => {
+      const open = isOn(MD.toggle.search);
       if (open) startSearch();
       list.setAttribute("role", open ? "list" : "presentation");
       list.hidden = !open;
       if (!tablet.matches) lockScroll(open);
     });
     input.addEventListener("input", query);
-    input.addEventListener("focus", () => setToggle("search", true));
+    input.addEventListener("focus", () => setToggle(MD.toggle.search, true));
     input.form.addEventListener("reset", () => setTimeout(() => { input.focus(); query(); }));
     input.form.addEventListener("submit", (event) => event.preventDefault());
-    $("header [for=__search]")?.addEventListener("click", () => input.focus());
+    $(`header [for=${MD.id.searchToggle}]`)?.addEventListener("click", () => input.focus());
     search.el.addEventListener("click", (event) => {
-      if (event.target.closest?.("a")) setToggle("search", false);
+      if (event.target.closest?.("a")) setToggle(MD.toggle.search, false);
     });
     wrap.addEventListener("scroll", () => {  // results beyond the first ten, four at a time
       if (wrap.scrollTop + wrap.clientHeight >= wrap.scrollHeight - 16) more(4);
     }, { passive: true });
-    const asked = new URLSearchParams(location.search).get("q");
-    if (asked !== null) {  // a link to a search: ?q=...
-      setToggle("search", true);
+    const asked = new URLSearchParams(location.search).get(MD.search.param);
+    if (asked !== null) {  // a link to a search
+      setToggle(MD.toggle.search, true);
       input.value = asked;
       input.focus();
-      toggle("search").addEventListener("change", () => {
+      toggle(MD.toggle.search).addEventListener("change", () => {
         const url = new URL(location.href);
-        url.searchParams.delete("q");
+        url.searchParams.delete(MD.search.param);
         history.replaceState(history.state, "", url);
       }, { once: true });
     }
@@ -301,10 +465,10 @@
     setTimeout(() => {
       if (lock) {
         document.body.style.top = `-${scrollY}px`;
-        document.body.setAttribute("data-md-scrolllock", "");
-      } else if (document.body.hasAttribute("data-md-scrolllock")) {
+        document.body.setAttribute(MD.attr.scrollLock, "");
+      } else if (document.body.hasAttribute(MD.attr.scrollLock)) {
         const y = -parseInt(document.body.style.top, 10);
-        document.body.removeAttribute("data-md-scrolllock");
+        document.body.removeAttribute(MD.attr.scrollLock);
         document.body.style.top = "";
         if (y) scrollTo(0, y);
       }
@@ -324,25 +488,25 @@
 
   addEventListener("keydown", (event) => {
     if (event.metaKey || event.ctrlKey || event.altKey || composing) return;
-    const input = $(".md-search__input");
+    const input = $(`.${MD.cls.searchInput}`);
     const active = document.activeElement;
     const claim = () => { event.preventDefault(); event.stopPropagation(); };
-    if (input && isOn("search")) {
-      const links = () => $$(".md-search-result__list :not(details) > [href], " +
-        ".md-search-result__list summary, .md-search-result__list details[open] [href]");
+    if (input && isOn(MD.toggle.search)) {
+      const list = `.${MD.cls.resultList}`;
+      const links = () => $$(`${list} :not(details) > [href], ${list} summary, ${list} details[open] [href]`);
       switch (event.key) {
         case "Enter":
           if (active === input) {
-            const best = $$(".md-search-result__link").sort((a, b) =>
-              parseFloat(b.firstElementChild.getAttribute("data-md-score")) -
-              parseFloat(a.firstElementChild.getAttribute("data-md-score")))[0];
+            const best = $$(`.${MD.cls.resultLink}`).sort((a, b) =>
+              parseFloat(b.firstElementChild.getAttribute(MD.attr.score)) -
+              parseFloat(a.firstElementChild.getAttribute(MD.attr.score)))[0];
             if (best) best.click();
             claim();
           }
           break;
         case "Escape":
         case "Tab":
-          setToggle("search", false);
+          setToggle(MD.toggle.search, false);
           input.blur();
           break;
         case "ArrowUp":
@@ -384,23 +548,24 @@
   // --- Navigation: the sections of the sidebar -------------------------------------
 
   function sections() {
-    // Material's template leaves these toggles checked for readers without scripts;
-    // with scripts they start half-open (sections shown on large screens, folded in
-    // the phone's drawer) until the reader opens or closes one.
-    for (const input of $$(".md-toggle--indeterminate")) {
+    // The template leaves these toggles checked for readers without scripts; with
+    // scripts they start half-open (sections shown on large screens, folded in the
+    // phone's drawer) until the reader opens or closes one.
+    for (const input of $$(`.${MD.cls.toggleIndeterminate}`)) {
       input.indeterminate = true;
       input.checked = false;
       input.addEventListener("change", () => {
-        if (!input.classList.contains("md-toggle--indeterminate")) return;
-        input.classList.remove("md-toggle--indeterminate");
+        if (!input.classList.contains(MD.cls.toggleIndeterminate)) return;
+        input.classList.remove(MD.cls.toggleIndeterminate);
         if (tablet.matches) input.checked = false;
       });
     }
   }
 
+  // Following a link within the page closes the drawer and search.
   addEventListener("hashchange", () => setTimeout(() => {
-    setToggle("drawer", false);
-    setToggle("search", false);
+    setToggle(MD.toggle.drawer, false);
+    setToggle(MD.toggle.search, false);
     openTarget();
   }, 125));
 
@@ -414,19 +579,19 @@
 
   // --- Scrolling: table of contents, header, tabs, back-to-top -----------------------
 
-  const header = $("[data-md-component=header]");
-  const headerTitle = $("[data-md-component=header-title]");
-  const tabs = $("[data-md-component=tabs]");
-  const top = $("[data-md-component=top]");
-  const main = $("[data-md-component=main]");
-  const heading = $(".md-content .md-typeset h1");
+  const header = component(MD.component.header);
+  const headerTitle = component(MD.component.headerTitle);
+  const tabs = component(MD.component.tabs);
+  const top = component(MD.component.top);
+  const main = component(MD.component.main);
+  const heading = $(`.${MD.cls.content} .${MD.cls.typeset} h1`);
   // The page's table of contents, twice: in the right sidebar and, for small
   // screens, inside the navigation drawer.
-  const tocs = $$("[data-md-component=toc]").map((toc) => $$("a.md-nav__link", toc));
+  const tocs = $$(`[${MD.attr.component}="${MD.component.toc}"]`).map((toc) => $$(`a.${MD.cls.navLink}`, toc));
   const tocTargets = (tocs[0] || []).map((link) =>
     document.getElementById(decodeURIComponent(link.hash.slice(1))));
-  const follow = config.features.includes("toc.follow");
-  const track = config.features.includes("navigation.tracking");
+  const follow = features.includes(MD.feature.tocFollow);
+  const track = features.includes(MD.feature.tracking);
   let lastY = 0;  // not read at load: reading the scroll position makes Chromium lay the page out
   let activeSection = -1;
   let queued = false;
@@ -446,8 +611,8 @@
     });
     if (bottom && tocTargets.length) current = tocTargets.length - 1;  // the last sections may never reach the top
 
-    header.classList.toggle("md-header--shadow", pastMain);
-    headerTitle?.classList.toggle("md-header__title--active", pastTitle);
+    header.classList.toggle(MD.cls.headerShadow, pastMain);
+    headerTitle?.classList.toggle(MD.cls.headerTitleActive, pastTitle);
     if (tabs && tabs.hidden !== y >= 10) tabs.hidden = y >= 10;
     if (top) {
       const hidden = !(pastMain && y < lastY && y > 0);
@@ -464,11 +629,11 @@
     activeSection = current;
     for (const links of tocs) {
       links.forEach((link, i) => {
-        link.classList.toggle("md-nav__link--passed", i < current);
-        link.classList.toggle("md-nav__link--active", i === current);
+        link.classList.toggle(MD.cls.navLinkPassed, i < current);
+        link.classList.toggle(MD.cls.navLinkActive, i === current);
       });
       const link = links[current];
-      const wrap = link?.closest(".md-sidebar__scrollwrap");
+      const wrap = link?.closest(`.${MD.cls.sidebarScrollwrap}`);
       if (follow && wrap && wrap.scrollHeight > wrap.clientHeight && link.offsetParent) {
         const offset = link.getBoundingClientRect().top - wrap.getBoundingClientRect().top + wrap.scrollTop;
         wrap.scrollTo({ top: offset - wrap.clientHeight / 2, behavior: "smooth" });
@@ -494,9 +659,11 @@
   });
 
   // --- Content tabs: the same label switches every set, here and on later pages ----
+  // The last ten labels chosen are stored, under the key the theme's inline script
+  // reads to choose them again before the page is drawn.
 
   function tabbed() {
-    const sets = $$(".tabbed-set");
+    const sets = $$(`.${MD.cls.tabbedSet}`);
     if (!sets.length) return;
     const labelOf = (input) => $(`label[for="${CSS.escape(input.id)}"]`, input.parentElement)?.textContent.trim();
     const select = (label) => {
@@ -510,12 +677,12 @@
           const label = labelOf(input);
           if (!label) return;
           select(label);
-          const saved = (__md_get("__tabs") || []).filter((each) => each !== label);
-          __md_set("__tabs", [...saved, label].slice(-10));
+          const saved = (load(MD.storage.tabs) || []).filter((each) => each !== label);
+          store(MD.storage.tabs, [...saved, label].slice(-10));
         });
       }
     }
-    for (const label of __md_get("__tabs") || []) select(label);
+    for (const label of load(MD.storage.tabs) || []) select(label);
   }
 
   // --- Wide code blocks and tables can be focused to scroll them -------------------
@@ -540,7 +707,7 @@
       if (isIntersecting && laidOut(target)) checkWidth(target);
   });
   function watchWidths() {
-    for (const el of $$(".md-content pre > code, .md-typeset__scrollwrap")) inView.observe(el);
+    for (const el of $$(`.${MD.cls.content} pre > code, .${MD.cls.tableScrollwrap}`)) inView.observe(el);
   }
   let resized = 0;
   addEventListener("resize", () => {
@@ -549,20 +716,20 @@
   });
 
   // --- Focus rings for the keyboard ------------------------------------------------
-  // Material's stylesheets draw a focus ring only on elements with the class
-  // "focus-visible" (from the polyfill its bundle carries): the browser's own
-  // :focus-visible decides it here.
+  // The stylesheets hide the outline of a focused element without this class: it
+  // is set as the browser's own :focus-visible decides, so that the keyboard
+  // shows a focus ring and the mouse does not.
   addEventListener("focus", ({ target }) => {
-    if (target instanceof Element && target.matches(":focus-visible")) target.classList.add("focus-visible");
+    if (target instanceof Element && target.matches(":focus-visible")) target.classList.add(MD.cls.focusVisible);
   }, true);
   addEventListener("blur", ({ target }) => {
-    if (target instanceof Element) target.classList.remove("focus-visible");
+    if (target instanceof Element) target.classList.remove(MD.cls.focusVisible);
   }, true);
 
   // The page's own entry in a long sidebar is scrolled into view, once the page is drawn.
   function showCurrentPage() {
-    const link = $(".md-sidebar--primary .md-nav__link--active");
-    const wrap = link?.closest(".md-sidebar__scrollwrap");
+    const link = $(`.${MD.cls.sidebarPrimary} .${MD.cls.navLinkActive}`);
+    const wrap = link?.closest(`.${MD.cls.sidebarScrollwrap}`);
     if (!wrap || wrap.scrollHeight <= wrap.clientHeight) return;
     const offset = link.getBoundingClientRect().top - wrap.getBoundingClientRect().top;
     if (offset > wrap.clientHeight - link.offsetHeight) wrap.scrollTop = offset - wrap.clientHeight / 2;
@@ -573,20 +740,21 @@
   // "Broker": each nested name gets its parents' names in front, so that every
   // navigation landmark of the page has a name of its own (axe: landmark-unique).
   function nameSections() {
-    for (const nav of $$(".md-nav--secondary nav.md-nav")) {
-      const names = [nav.getAttribute("aria-label")];
-      for (let up = nav.parentElement.closest("nav.md-nav"); up && !up.matches(".md-nav--secondary");
-           up = up.parentElement.closest("nav.md-nav"))
+    const nav = `nav.${MD.cls.nav}`;
+    for (const each of $$(`.${MD.cls.navSecondary} ${nav}`)) {
+      const names = [each.getAttribute("aria-label")];
+      for (let up = each.parentElement.closest(nav); up && !up.matches(`.${MD.cls.navSecondary}`);
+           up = up.parentElement.closest(nav))
         names.unshift(up.getAttribute("data-ed-label") || up.getAttribute("aria-label"));
-      nav.setAttribute("data-ed-label", names[names.length - 1]);
-      nav.setAttribute("aria-label", names.join(" / "));
+      each.setAttribute("data-ed-label", names[names.length - 1]);
+      each.setAttribute("aria-label", names.join(" / "));
     }
   }
 
   palette();
   canvas();
   nameSections();
-  new MutationObserver(canvas).observe(document.body, { attributes: true, attributeFilter: ["data-md-color-scheme"] });
+  new MutationObserver(canvas).observe(document.body, { attributes: true, attributeFilter: [MD.color.scheme] });
   setUpSearch();
   sections();
   tabbed();

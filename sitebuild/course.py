@@ -1,6 +1,7 @@
-"""MkDocs hooks for the Course section: numbers and lists computed, never typed.
+"""The Course section's numbers and lists, computed from the pages, never typed.
 
-Page directives (HTML comments, so a page still reads well unbuilt):
+Directives (HTML comments, so a page still reads well unbuilt), rendered by the
+``sitebuild.pages`` extension:
 
 * ``<!-- minutes: fundamentals/core_concepts.md -->`` becomes that page's
   reading time, computed from its words and the lines of the code it
@@ -12,64 +13,65 @@ Page directives (HTML comments, so a page still reads well unbuilt):
   ``summary`` and optional ``aka``, plus the page's ``tags``).
 * ``<!-- glossary -->`` becomes the glossary, from ``docs/data/glossary.yml``.
 
-The same glossary file yields the abbreviations that ``abbr`` appends to
-every page, so each abbreviation is defined once and shows its meaning as a
-tooltip wherever it appears.
+The same glossary file yields the abbreviations appended to every page
+(`abbreviations`), so each abbreviation is defined once and shows its meaning
+as a tooltip wherever it appears. `search_keywords` says which words the
+search index weighs as a page's tags.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import tempfile
 from pathlib import Path
 
 import yaml
-from mkdocs.exceptions import PluginError
-from mkdocs.utils.meta import get_data
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs"
-SNIPPETS = ROOT / "snippets"
+from sitebuild import examples, facts
+from sitebuild.facts import CHAPTERS, DOCS, SNIPPETS
+
 GLOSSARY = DOCS / "data" / "glossary.yml"
+
+
+class CourseError(ValueError):
+    """A course directive or declaration the build cannot honour."""
+
+
+def front_matter(text: str) -> tuple[str, dict]:
+    """A page's text without its YAML front matter, and the front matter."""
+    found = re.match(r"\A---\n(.*?\n)---[ \t]*\n", text, re.DOTALL)
+    if not found:
+        return text, {}
+    return text[found.end():], yaml.safe_load(found[1]) or {}
 
 #: Reading speed for prose and for code, in words and lines per minute.
 WORDS_PER_MINUTE = 200
 CODE_LINES_PER_MINUTE = 30
 
-CHAPTERS = {p.name for p in DOCS.iterdir() if (p / "index.md").is_file()}
-
 MINUTES = re.compile(r"<!-- minutes: (?P<page>[\w/]+\.md) -->")
 PHASE = "<!-- phase-minutes -->"
 TOTAL = "<!-- course-minutes -->"
-INCLUDE = re.compile(r'^\s*--8<-- "(?P<path>[\w/]+\.py)(?::(?P<section>\w+))?"\s*$', re.M)
-COMMENT = re.compile(r"<!--.*?-->", re.S)
-SECTION = re.compile(r"# --8<-- \[(start|end):(\w+)\]")
-
-_titles: dict[str, str] = {}
-
+COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
 def _included_code(path: str, section: str | None) -> str:
     source = (SNIPPETS / path).read_text(encoding="utf-8")
     if section:
-        match = re.search(rf"# --8<-- \[start:{section}\]\n(.*?)# --8<-- \[end:{section}\]",
-                          source, re.S)
-        source = match.group(1) if match else ""
-    return SECTION.sub("", source)
+        source = facts.section(source, section) or ""
+    return facts.as_shown(source)
 
 
 def reading_minutes(page: str) -> int:
     """Minutes to read ``docs/<page>``: prose words plus included code lines."""
     path = DOCS / page
     if not path.is_file():
-        raise PluginError(f"minutes: no page docs/{page}")
-    text, _ = get_data(path.read_text(encoding="utf-8"))
-    includes = {(m["path"], m["section"]) for m in INCLUDE.finditer(text)}
+        raise CourseError(f"minutes: no page docs/{page}")
+    text, _ = front_matter(path.read_text(encoding="utf-8"))
+    includes = {(e.module, e.section) for e in examples.parse(text) if e.kind != "output"}
     whole = {path for path, section in includes if section is None}
     # An excerpt of a module that the page also shows whole is read once.
     code_lines = sum(len(_included_code(path, section).strip().splitlines())
                      for path, section in includes if section is None or path not in whole)
-    prose = COMMENT.sub(" ", INCLUDE.sub(" ", text))
+    prose = COMMENT.sub(" ", text)
     words = len(re.findall(r"[A-Za-z0-9][\w'’-]*", prose))
     return max(1, math.ceil(words / WORDS_PER_MINUTE + code_lines / CODE_LINES_PER_MINUTE))
 
@@ -99,29 +101,29 @@ def _learning_path(markdown: str) -> str:
 
 
 def _front_matter(path: Path) -> dict:
-    return get_data(path.read_text(encoding="utf-8"))[1] or {}
+    return front_matter(path.read_text(encoding="utf-8"))[1]
 
 
 def _patterns_index() -> str:
     rows = []
     for path in sorted(DOCS.rglob("*.md")):
         relative = path.relative_to(DOCS).as_posix()
-        if relative.startswith(("_", "course/patterns")):
+        if relative.startswith(("_", "course/patterns", "reference/")):
             continue
         meta = _front_matter(path)
         for tag in meta.get("tags") or []:
             # Material's search weighs tags a million times the text: a tag such as
             # `event_sourcing` would put this page first for every query with "event".
             if tag in CHAPTERS or "event" in str(tag).lower():
-                raise PluginError(f"{relative}: tag {tag!r} is a chapter name or contains "
+                raise CourseError(f"{relative}: tag {tag!r} is a chapter name or contains "
                                   "'event'; search would rank this page first for it")
         for pattern in meta.get("patterns") or []:
             if not isinstance(pattern, dict) or not {"name", "summary"} <= pattern.keys():
-                raise PluginError(f"{relative}: each patterns entry needs name and summary")
+                raise CourseError(f"{relative}: each patterns entry needs name and summary")
             chapter = relative.split("/")[0] if "/" in relative else "home"
             rows.append((pattern["name"], pattern, relative, chapter, meta.get("tags") or []))
     if not rows:
-        raise PluginError("patterns-index: no page declares patterns in its front matter")
+        raise CourseError("patterns-index: no page declares patterns in its front matter")
     rows.sort(key=lambda row: row[0].casefold())
     lines = ["| Pattern | What it is | Chapter | Tags |", "|---|---|---|---|"]
     letter = ""
@@ -131,7 +133,7 @@ def _patterns_index() -> str:
         letter = first
         aka = pattern.get("aka") or []
         also = f" <br><small>Also called: {', '.join(aka)}</small>" if aka else ""
-        chapter_title = _titles.get(chapter, chapter.replace("_", " ").title())
+        chapter_title = CHAPTERS.get(chapter, chapter.replace("_", " ").title())
         lines.append(f"| {anchor}[{name}](../{relative}) | {pattern['summary']}{also} | "
                      f"{chapter_title} | {', '.join(f'`{t}`' for t in tags)} |")
     letters = sorted({row[0][0].upper() for row in rows})
@@ -146,7 +148,7 @@ def _glossary_entries() -> list[dict]:
     for entry in entries:
         key = entry["term"].casefold()
         if key in seen:
-            raise PluginError(f"glossary: {entry['term']} is defined twice")
+            raise CourseError(f"glossary: {entry['term']} is defined twice")
         seen.add(key)
     return sorted(entries, key=lambda e: e["term"].casefold())
 
@@ -160,28 +162,10 @@ def _glossary() -> str:
     return "\n".join(out)
 
 
-def on_config(config):
-    """Write the site-wide abbreviations from the glossary and append them to every page."""
-    lines = []
-    for entry in _glossary_entries():
-        if entry.get("abbr"):
-            lines.append(f"*[{entry['abbr']}]: {entry['term']}: {entry['short'].strip()}")
-    folder = Path(tempfile.mkdtemp(prefix="edd-abbr-"))
-    (folder / "abbreviations.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    snippets = config["mdx_configs"].setdefault("pymdownx.snippets", {})
-    snippets["base_path"] = [*snippets.get("base_path", []), str(folder)]
-    snippets["auto_append"] = [*snippets.get("auto_append", []), "abbreviations.md"]
-    return config
-
-
-def on_nav(nav, config, files):
-    """Remember each chapter's title for the patterns index."""
-    for item in nav.items:
-        if item.is_section:
-            for child in item.children:
-                if child.is_page and child.file.src_uri.endswith("/index.md"):
-                    _titles[child.file.src_uri.split("/")[0]] = item.title
-    return nav
+def abbreviations() -> str:
+    """The abbreviation definitions of the glossary, for ``abbr`` at the end of every page."""
+    return "\n".join(f"*[{entry['abbr']}]: {entry['term']}: {entry['short'].strip()}"
+                     for entry in _glossary_entries() if entry.get("abbr"))
 
 
 def search_keywords(meta: dict) -> list[str]:
@@ -198,11 +182,8 @@ def search_keywords(meta: dict) -> list[str]:
     return list(dict.fromkeys(words))
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:
-    """Expand the course directives, and hand the search index its keywords."""
-    keywords = search_keywords(page.meta)
-    if keywords:
-        page.meta["tags"] = keywords
+def expand(markdown: str) -> str:
+    """Expand the course directives of a page."""
     if MINUTES.search(markdown):
         markdown = _learning_path(markdown)
     if "<!-- patterns-index -->" in markdown:

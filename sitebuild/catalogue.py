@@ -1,6 +1,6 @@
-"""MkDocs hook: generate the Event Design chapter's event catalogue at build time.
+"""The Event Design chapter's event catalogue, generated at build time.
 
-Page directives (HTML comments, like those of ``build.py``):
+Directives (HTML comments), rendered by the ``sitebuild.pages`` extension:
 
 * ``<!-- catalogue: event_design -->`` renders every event type of
   ``snippets/event_design/event_catalogue_case_study.py``: a summary table,
@@ -20,13 +20,18 @@ import importlib.util
 import json
 import re
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import yaml
-from mkdocs.exceptions import PluginError
 
-CHAPTER = Path(__file__).resolve().parents[2] / "snippets" / "event_design"
+from sitebuild.facts import SNIPPETS
+
+CHAPTER = SNIPPETS / "event_design"
+
+
+class CatalogueError(ValueError):
+    """The catalogue cannot be rendered: the message says why."""
+
 CATALOGUE = re.compile(r"^<!-- catalogue: event_design -->[ \t]*$", re.MULTILINE)
 ASYNCAPI = re.compile(r"^(?P<indent>[ \t]*)<!-- asyncapi: (?P<application>[\w-]+) -->[ \t]*$",
                       re.MULTILINE)
@@ -35,9 +40,9 @@ ASYNCAPI = re.compile(r"^(?P<indent>[ \t]*)<!-- asyncapi: (?P<application>[\w-]+
 def _load(stem: str) -> ModuleType:
     """Import a snippet module from its file, fresh on every build."""
     path = CHAPTER / f"{stem}.py"
-    spec = importlib.util.spec_from_file_location(f"_event_catalogue_hook_{stem}", path)
+    spec = importlib.util.spec_from_file_location(f"_edd_catalogue_{stem}", path)
     if spec is None or spec.loader is None:
-        raise PluginError(f"catalogue: cannot load {path}")
+        raise CatalogueError(f"catalogue: cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(module)
@@ -71,7 +76,7 @@ def catalogue_markdown() -> str:
     """The catalogue section of the page, from the case study's schemas."""
     case = _load("event_catalogue_case_study")
     if found := case.problems():
-        raise PluginError("catalogue: the case study has problems:\n" + "\n".join(found))
+        raise CatalogueError("catalogue: the case study has problems:\n" + "\n".join(found))
     events = case.as_json()
     lines = ["| Event type | Latest | Producers → consumers |", "|---|---:|---|"]
     lines += [f"| [`{e['type']}`](#{_anchor(e['type'])}) | v{e['latest']} | "
@@ -98,13 +103,13 @@ def asyncapi_markdown(match: re.Match[str]) -> str:
     try:
         spec = asyncapi.document(case.as_json(), match["application"])
     except ValueError as error:
-        raise PluginError(f"asyncapi: {error}") from None
+        raise CatalogueError(f"asyncapi: {error}") from None
     text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100)
     title = f'yaml title="asyncapi-{match["application"]}.yaml"'
     return "\n".join(_fence(title, text, match["indent"])).rstrip("\n")
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:
+def expand(markdown: str) -> str:
     """Expand the catalogue and AsyncAPI directives of a page."""
     if CATALOGUE.search(markdown):
         markdown = CATALOGUE.sub(lambda _: catalogue_markdown(), markdown)

@@ -2,23 +2,22 @@
 
 Mermaid is a 3.5 MB script. Run in the browser, a phone must download, parse
 and execute it before a page's first diagram appears, and nearly every page
-has one near the top. So each diagram is rendered ahead of time, by the same
-vendored Mermaid, in Chromium, and the SVG is kept in
-``docs/data/diagrams/<key>.svg`` (key: a hash of the diagram's source). The
-build hook below swaps each ````` ```mermaid ````` fence for its SVG inline.
+has one near the top. So each diagram is rendered ahead of time, by a vendored
+Mermaid (``tools/mermaid/``, never published), in Chromium, and the SVG is
+kept in ``docs/data/diagrams/<key>.svg`` (key: a hash of the diagram's
+source). The ``sitebuild.pages`` extension swaps each ````` ```mermaid `````
+fence for its SVG inline.
 The SVG's colours are Material's ``--md-mermaid-*`` CSS variables, exactly as
 Material's own renderer sets them, so diagrams follow the light and dark
 schemes; the font is pinned to Arial's metrics (Arial, Liberation Sans,
 Helvetica), which the labels were measured with.
 
-A fence with no SVG yet is left alone, and Material draws it in the browser
-from the local copy of Mermaid, so writing a page never needs Chromium. Then::
+A fence with no SVG stops the build with the command that draws it::
 
     make diagrams          # render what is missing, delete what no page uses
     make diagrams ARGS=--check   # exit 1 if anything is missing or stale
 
-The site tests run the check, so a page cannot be published with a diagram
-that was not pre-rendered.
+The site tests run the check too.
 """
 
 from __future__ import annotations
@@ -26,19 +25,17 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import logging
 import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs"
+from sitebuild.facts import CHROMIUM, CHROMIUM_ARGS, DOCS, ROOT
+
 STORE = DOCS / "data" / "diagrams"
-MERMAID = DOCS / "assets" / "vendor" / "mermaid" / "mermaid.min.js"
+MERMAID = ROOT / "tools" / "mermaid" / "mermaid.min.js"
 FONT = 'Arial, "Liberation Sans", Helvetica, sans-serif'
 FENCE = re.compile(r"^```mermaid[ \t]*\n(?P<source>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
-log = logging.getLogger("mkdocs.hooks.diagrams")
 
 
 def key(source: str) -> str:
@@ -51,22 +48,21 @@ def diagrams(markdown: str) -> list[str]:
     return [m["source"] for m in FENCE.finditer(markdown)]
 
 
-def _inline(match: re.Match[str], missing: list[str]) -> str:
-    path = STORE / f"{key(match['source'])}.svg"
-    if not path.is_file():
-        missing.append(match["source"])
-        return match.group(0)
-    return f'<div class="ed-diagram">{path.read_text(encoding="utf-8").strip()}</div>'
+class DiagramError(ValueError):
+    """A diagram of a page has no SVG yet."""
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:
-    """Replace each fence that has a pre-rendered SVG by the SVG itself."""
-    missing: list[str] = []
-    markdown = FENCE.sub(lambda m: _inline(m, missing), markdown)
-    if missing:
-        log.info("%s: %d diagram(s) not pre-rendered, drawn in the browser; "
-                 "run `make diagrams`", page.file.src_uri, len(missing))
-    return markdown
+def inline(markdown: str) -> str:
+    """Replace each ```mermaid fence by its pre-rendered SVG."""
+    def svg(match: re.Match[str]) -> str:
+        path = STORE / f"{key(match['source'])}.svg"
+        if not path.is_file():
+            first = match["source"].strip().splitlines()[0]
+            raise DiagramError(f"the diagram starting {first!r} is not drawn yet: run "
+                               "`make diagrams` (it needs Chromium) and commit docs/data/diagrams/")
+        return f'<div class="ed-diagram">{path.read_text(encoding="utf-8").strip()}</div>'
+
+    return FENCE.sub(svg, markdown)
 
 
 # --- the renderer, run by `make diagrams` -------------------------------------
@@ -113,14 +109,12 @@ def render(sources: dict[str, tuple[str, str]]) -> dict[str, str]:
     """
     from playwright.sync_api import sync_playwright
 
-    from tests.site.conftest import ARGS, CHROMIUM
-
     config = {"startOnLoad": False, "themeCSS": material_theme_css(), "fontFamily": FONT,
               "sequence": {"actorFontSize": "16px", "messageFontSize": "16px",
                            "noteFontSize": "16px"}}
     out: dict[str, str] = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.set_content(f"<html><body style='--md-mermaid-font-family:{html.escape(FONT)};"
                          "font-family:var(--md-mermaid-font-family)'></body></html>")
@@ -132,7 +126,7 @@ def render(sources: dict[str, tuple[str, str]]) -> dict[str, str]:
                 out[name] = page.evaluate(
                     "async ([id, text]) => (await mermaid.render(id, text)).svg",
                     [f"ed-diagram-{name}", source])
-            except Exception as error:  # Mermaid's parse error, with line and column
+            except Exception as error:  # noqa: BLE001 (Mermaid's parse error, with line and column)
                 errors.append(f"{where}: {str(error).splitlines()[0]}\n"
                               + "\n".join(str(error).splitlines()[1:4]))
         browser.close()
@@ -166,5 +160,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     raise SystemExit(main(sys.argv[1:]))

@@ -1,5 +1,6 @@
 """Page speed: what Material's script did to every page in the reader's browser,
-done once, when the site is built.
+done once, when the site is built (MkDocs only: Zensical's own script does it
+in the browser).
 
 The site does without Material's script bundle: `overrides/main.html` leaves it
 out, and `docs/assets/javascripts/site.js` does what the site used of it, most of
@@ -78,6 +79,6 @@ def fewer_spans(html: str) -> str:
     return CODE.sub(lighten, html)
 
 
-def on_page_content(html: str, page, config, files) -> str:
-    """The content of every page built from Markdown."""
+def page_content(html: str) -> str:
+    """The content of a page built from Markdown, as the MkDocs build serves it."""
     return wrap_tables(copy_buttons(fewer_spans(html)))
