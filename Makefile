@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 JOBS   ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve test build zensical bench mutate diagrams lock clean
+.PHONY: venv serve test build zensical bench mutate diagrams lock clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0])'
@@ -17,11 +17,13 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
+venv: $(STAMP)  ## create .venv with the pinned dependencies (every target does it first)
+
 serve: $(STAMP)  ## build and serve the site on http://127.0.0.1:8000
 	$(BIN)/python -m mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
 test: $(STAMP)  ## the whole suite: examples, site contract, browser, engines; then the coverage floors
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 	$(if $(PYTEST_ARGS),,$(BIN)/python -m tests.coverage_floors)
 
 build: $(STAMP)  ## strict build into site/

@@ -1,34 +1,25 @@
-"""Page speed: what Material's script did to every page in the reader's browser,
-done once, when the site is built (MkDocs only: Zensical's own script does it
-in the browser).
+"""What Material's script bundle would build in every reader's browser, built once
+into the HTML instead (MkDocs only: Zensical's own script does it in the browser).
 
-The site does without Material's script bundle: `overrides/main.html` leaves it
-out, and `docs/assets/javascripts/site.js` does what the site used of it, most of
-it only when the reader does something. As each page loaded, the bundle set up
-every code block and every table, and each change made Chromium restyle large
-parts of the page: on the phone Lighthouse simulates, the bundle kept the page
-from answering a tap for 300-500 ms. What it built is the same on every visit, so
-it is built here, into the HTML:
+The bundle is left out of the MkDocs build (`overrides/main.html` says why), so:
 
 - each code block gets its copy button, in the toolbar Material's stylesheet
   places in the block's top right corner. The toolbar is a <div>, not Material's
   <nav>: thirty unnamed navigation landmarks on a page help no one (axe:
   landmark-unique). Without scripts the button could not copy, so the stylesheet
   hides it then (`extra.css`). The button says which block it copies
-  (`data-clipboard-target`), as Material's did; `site.js` copies on click.
+  (`data-clipboard-target`); `site.js` copies on click;
 - each table is wrapped in the two <div>s that let a wide table scroll sideways
   inside the page instead of widening it;
 - each code block carries its number of lines, from which the stylesheet
   reserves its height while the browser skips laying out a block far from view
   (`content-visibility` in `extra.css`).
 
-The longest pages are mostly highlighted code: 8,000-11,000 elements, each of
-which Chromium styles and lays out as the page loads. Pygments wraps every token
-in a <span>, also where the span changes nothing: names take the colour of the
-code around them, whitespace has none, and neighbouring tokens of one kind (the
-"):" that ends a line) each get their own. Those spans are unwrapped or merged
-here, which leaves the text and every colour as they were, with about a third
-fewer elements.
+And fewer elements to style: Pygments wraps every token in a <span>, also where
+the span changes nothing (names take the colour of the code around them,
+whitespace has none, neighbouring tokens of one kind each get their own). Those
+spans are unwrapped or merged, which leaves the text and every colour as they
+were, with about a third fewer elements on the longest pages.
 """
 
 from __future__ import annotations

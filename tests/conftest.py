@@ -13,11 +13,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from sitebuild.facts import reader_env
 
 # One Hypothesis profile for the whole suite. A loaded machine (CI runs two workers,
 # each starting engines and Chromium) must not fail a correct example: no deadline,
@@ -30,61 +33,147 @@ ROOT = Path(__file__).resolve().parents[1]
 SNIPPETS = ROOT / "snippets"
 DOCS = ROOT / "docs"
 
-# Files that take minutes each: sweeps of every page in Chromium, every example run
-# as pasted or in Pyodide. `make test` hands whole files to its workers in collection
-# order (--dist loadfile --no-loadscope-reorder), so these go first and the hundreds
-# of short files fill in around them; last, one worker would finish a sweep alone.
-SLOW_FIRST = [f"tests/site/{name}.py" for name in (
-    "test_accessibility", "test_copy", "test_run_button", "test_built_site",
-    "test_sources", "test_layout", "test_search", "test_zensical", "test_site_meta",
-    "test_diagrams")]
+SITE_TESTS = ROOT / "tests" / "site"
+# Sweeps of every page: one test per page, spread over the workers one by one.
+# Every other file goes whole to one worker, as its fixtures (engines, a browser,
+# the site's pages) are made per file (pytest_xdist_make_scheduler).
+SPREAD = {f"tests/site/{name}.py" for name in ("test_accessibility", "test_copy")}
+# Files whose single tests take a minute or more: they start first among the site's
+# files, so the page sweeps, which can go to either worker, fill in at the end.
+LONG_FIRST = [f"tests/site/{name}.py" for name in (
+    "test_built_site", "test_search", "test_zensical", "test_site_meta", "test_run_button",
+    "test_layout")]
+
+
+def _file_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow files first, then the others by number of tests, most first (what
-    pytest-xdist does when it may reorder); the order inside a file is kept."""
-    def file_of(item: pytest.Item) -> str:
-        return item.nodeid.split("::")[0]
+    """Order the tests for the workers: the examples' own tests first (the site is
+    being built meanwhile, see pytest_configure), most tests per file first; then the
+    site's long files; then the page sweeps. Order inside a file is kept."""
+    counts = collections.Counter(map(_file_of, items))
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
 
-    counts = collections.Counter(map(file_of, items))
-    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: (rank.get(file_of(item), len(rank)), -counts[file_of(item)],
-                                 file_of(item)))
+    def order(item: pytest.Item) -> tuple:
+        name = _file_of(item)
+        if not name.startswith("tests/site/"):
+            return (0, 0, -counts[name], name)
+        if name in SPREAD:
+            return (2, 0, 0, name)
+        return (1, rank.get(name, len(rank)), -counts[name], name)
 
-
-@pytest.fixture(scope="session")
-def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh `mkdocs build --strict` of the current sources. (Not --quiet: it hides
-    the warnings that strict mode counts, so a broken link would pass.)
-
-    Under pytest-xdist the workers share one build: the first to get here builds
-    into the run's common temporary directory while the others wait for it."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return _build(tmp_path_factory.mktemp("site"))
-    import fcntl
-
-    shared = tmp_path_factory.getbasetemp().parent
-    out, done = shared / "site", shared / "site.built"
-    with open(shared / "site.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            _build(out)
-            done.touch()
-    return out
+    items.sort(key=order)
 
 
-def _build(out: Path) -> Path:
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Hand the workers whole files, in collection order, except the page sweeps,
+    whose tests go one by one to whichever worker is free."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesAndSweeps(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            name = nodeid.split("::")[0]
+            return nodeid if name in SPREAD else name
+
+    return FilesAndSweeps(config, log)
+
+
+# --- The built site -------------------------------------------------------------
+# One `mkdocs build --strict` per run, started by the main process before the tests
+# start, in the background: the examples' own tests run meanwhile, and the first
+# test that needs the site waits for it. Each worker finds it through EDD_SITE_BUILD.
+
+BUILD_VAR = "EDD_SITE_BUILD"
+
+
+def _wants_site(config: pytest.Config) -> bool:
+    """Does the run include tests of the built site?"""
+    for arg in config.args:
+        path = Path(arg.split("::")[0]).resolve()
+        if path == SITE_TESTS or SITE_TESTS in path.parents or path in SITE_TESTS.parents:
+            return True
+    return False
+
+
+def _build_command(out: Path) -> tuple[list[str], dict[str, str]]:
     # The deployment's address and repository (mkdocs.yml) stay out of the suite's build.
     env = {key: value for key, value in os.environ.items()
            if key not in {"SITE_URL", "REPO_URL", "EDIT_URI"}}
     env["NO_MKDOCS_2_WARNING"] = "1"
-    done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "-d", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"mkdocs build --strict failed:\n{done.stdout}\n{done.stderr}")
-    return out
+    return [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "-d", str(out)], env
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or os.environ.get(BUILD_VAR) or not _wants_site(config):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="edd-site-"))
+    command, env = _build_command(folder / "site")
+    log = open(folder / "build.log", "w")  # noqa: SIM115 (closed by the waiting thread)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait() -> None:
+        code = process.wait()
+        log.close()
+        (folder / "build.rc").write_text(str(code))
+
+    threading.Thread(target=wait, daemon=True).start()
+    os.environ[BUILD_VAR] = str(folder)
+    config._edd_build = (process, folder)  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    started = getattr(config, "_edd_build", None)
+    if started:
+        process, folder = started
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.environ.pop(BUILD_VAR, None)
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Chromium's coverage of the site's scripts: merged by the controller, which fails
+    a full run below the threshold (tests/site/js_coverage.py)."""
+    from tests.site import js_coverage
+
+    js_coverage.finish(session, exitstatus)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    from tests.site import js_coverage
+
+    js_coverage.summary(terminalreporter, config)
+
+
+@pytest.fixture(scope="session")
+def built_site() -> Path:
+    """The site as `mkdocs build --strict` builds it from the current sources (not
+    --quiet: it hides the warnings that strict mode counts, so a broken link would
+    pass). Built once per run in the background (pytest_configure); a run that did not
+    start it (its arguments named no site test) builds it here."""
+    folder = os.environ.get(BUILD_VAR)
+    if not folder:
+        folder = tempfile.mkdtemp(prefix="edd-site-")
+        command, env = _build_command(Path(folder) / "site")
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=900, check=False)
+        Path(folder, "build.log").write_text(done.stdout + done.stderr)
+        Path(folder, "build.rc").write_text(str(done.returncode))
+    rc = Path(folder, "build.rc")
+    for _ in range(9000):  # 15 minutes at most
+        if rc.exists():
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the site's build did not finish in 15 minutes")
+    if rc.read_text() != "0":
+        pytest.fail("mkdocs build --strict failed:\n" + Path(folder, "build.log").read_text())
+    return Path(folder, "site")
 
 
 COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
@@ -152,9 +241,8 @@ def _run_as_reader(code: str, engines: tuple[tuple[str, str], ...]):
     with tempfile.TemporaryDirectory() as empty:
         script = Path(empty) / "pasted.py"
         script.write_text(code, encoding="utf-8")
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0",
-               "PYTHONIOENCODING": "utf-8", "LANG": "C.UTF-8", **dict(engines)}
-        return subprocess.run([sys.executable, "-I", str(script)], cwd=empty, env=env,
+        return subprocess.run([sys.executable, "-I", str(script)], cwd=empty, check=False,
+                              env=reader_env(dict(engines)),
                               capture_output=True, text=True, timeout=300)
 
 

@@ -31,9 +31,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from sitebuild.facts import CHROMIUM
 from tests.bench import support
 from tests.conftest import serve
-from tests.site.conftest import CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[2]
 LIGHTHOUSE_VERSION = "13.5.0"
@@ -148,7 +148,7 @@ def search_timings(site_url: str) -> list[list[object]]:
     """Milliseconds from the last key press to the results list showing its answer."""
     from playwright.sync_api import sync_playwright
 
-    from tests.site.conftest import ARGS
+    from sitebuild.facts import CHROMIUM_ARGS as ARGS
 
     # Arm a timer on the next key press; it stops when the result list is next drawn
     # with results in it (the list is rebuilt on every answer, even an unchanged one).

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from sitebuild.facts import CHROMIUM
+from sitebuild.facts import CHROMIUM_ARGS as ARGS
+from tests.site import js_coverage
 from tests.site.pages import CODE_BLOCKS
-
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(request):
     """Chromium for this module only: Playwright's sync API keeps an event loop
-    running while it is open, which would break asyncio.run() in later tests."""
+    running while it is open, which would break asyncio.run() in later tests.
+
+    Every page it opens records Chromium's coverage of the site's scripts, left for
+    the end of the run in the run's coverage directory (tests/site/js_coverage.py)."""
     if not Path(CHROMIUM).exists():
         message = "Chromium not found: install it with `apt-get install chromium` (Debian)"
         if os.environ.get("CI"):
@@ -26,10 +27,18 @@ def browser():
         pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
+    recorder = js_coverage.Recorder()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
+        yield js_coverage.instrument(browser, recorder)
         browser.close()
+    recorder.write(js_coverage.run_dir(request.config), request.node.nodeid)
+
+
+def pytest_deselected(items) -> None:
+    """Remember the tests left out, so the run can tell whether it ran every browser test."""
+    if items:
+        items[0].config.stash.setdefault(js_coverage.DESELECTED, []).extend(items)
 
 
 def record_requests(context) -> list[str]:
@@ -60,7 +69,7 @@ def page(browser, site_url):
     assert_same_origin(requests, site_url)
 
 
-# Every code block comes with its copy button from the build (docs/_hooks/speed.py).
+# Every code block comes with its copy button from the build (sitebuild/speed.py).
 # site.js makes a block or table too wide for the page focusable (so a keyboard can
 # scroll it) when it first comes into view, as a block far from view is not laid
 # out until then (extra.css). Bring each into view, as a reader scrolling down the

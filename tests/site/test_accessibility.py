@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.site.conftest import assert_same_origin, record_requests, set_up_code_blocks
-from tests.site.pages import LAY_OUT_ALL_CODE, site_pages
+from tests.site.pages import LAY_OUT_ALL_CODE, PAGES, site_pages
 
 pytestmark = pytest.mark.browser
 
@@ -147,45 +147,47 @@ STILL = ("*, *::before, *::after { transition: none !important; animation: none 
          " " + LAY_OUT_ALL_CODE)
 
 
-@pytest.mark.timeout(1200)
-def test_every_page_has_no_serious_accessibility_violation_in_light_or_dark_mode(
-        browser, built_site, site_url, axe_script):
-    """Each page is loaded once and audited in the light scheme, then switched to the
-    dark one, as the palette toggle does, and audited again. In the dark scheme only
-    the rule a colour scheme can break runs (colour contrast): the others read
-    structure, names and roles, the same in both schemes. Every request made is
-    also checked: no page may load anything from another origin."""
-    pages = site_pages(built_site)
-    assert len(pages) >= 10
+@pytest.fixture(scope="module")
+def audited(browser, site_url):
+    """One browser context for this worker's share of the pages, recording every request,
+    and the style signatures it has checked so far (per scheme)."""
     context = browser.new_context(color_scheme="light", base_url=site_url)
     requests = record_requests(context)
     page = context.new_page()
-    seen: dict[str, list[str]] = {scheme: [] for scheme in SCHEMES}
-    problems: dict[str, list[str]] = {scheme: [] for scheme in SCHEMES}
-    minor: dict[str, list[str]] = {}
-    for path in pages:
-        page.goto(path, wait_until="load")
-        set_up_code_blocks(page)  # audit the copy buttons and wide blocks' focus too
-        page.add_style_tag(content=STILL)
-        for scheme, palette in SCHEMES.items():
-            page.evaluate("s => document.body.setAttribute('data-md-color-scheme', s)", palette)
-            background = page.evaluate("getComputedStyle(document.body).backgroundColor")
-            assert background == ("rgb(255, 255, 255)" if scheme == "light" else
-                                  "rgb(30, 33, 41)"), (scheme, background)
-            violations = audit(page, axe_script, seen[scheme], contrast_only=scheme == "dark")
-            if bad := failing(violations):
-                problems[scheme].append(describe(path, bad))
-            for v in violations:
-                if v not in bad:
-                    minor.setdefault(f"{scheme}: {v['id']} ({v['impact']})", []).append(path)
-    page.wait_for_load_state("networkidle")
+    yield page, requests, {scheme: [] for scheme in SCHEMES}
     context.close()
-    for rule, where in sorted(minor.items()):  # reported, not failed: -rA or -s shows them
-        print(f"{rule} on {len(where)} page(s), e.g. /{where[0]}")
-    for scheme, found in problems.items():
-        assert not found, (f"{len(found)} page(s) fail axe in {scheme} mode:\n"
-                           + "\n".join(found))
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_no_page_has_a_serious_accessibility_violation_in_light_or_dark_mode(
+        audited, site_url, axe_script, path):
+    """The page is loaded and audited in the light scheme, then switched to the dark one,
+    as the palette toggle does, and audited again. In the dark scheme only the rule a
+    colour scheme can break runs (colour contrast): the others read structure, names
+    and roles, the same in both schemes. Every request made is also checked: no page
+    may load anything from another origin. (Moderate findings are printed: -rA.)"""
+    page, requests, seen = audited
+    page.goto(path, wait_until="load")
+    set_up_code_blocks(page)  # audit the copy buttons and wide blocks' focus too
+    page.add_style_tag(content=STILL)
+    problems = []
+    for scheme, palette in SCHEMES.items():
+        page.evaluate("s => document.body.setAttribute('data-md-color-scheme', s)", palette)
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == ("rgb(255, 255, 255)" if scheme == "light" else
+                              "rgb(30, 33, 41)"), (scheme, background)
+        violations = audit(page, axe_script, seen[scheme], contrast_only=scheme == "dark")
+        if bad := failing(violations):
+            problems.append(f"{scheme}: " + describe(path, bad))
+        for v in violations:
+            if v not in bad:
+                print(f"{scheme}: {v['id']} ({v['impact']}) on /{path}")
+    assert not problems, "\n".join(problems)
     assert_same_origin(requests, site_url)
+
+
+def test_the_pages_audited_are_every_page_of_the_build(built_site):
+    assert PAGES == site_pages(built_site)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

@@ -1,7 +1,7 @@
 """Copy in the browser: every copy button on every page puts the runnable source on
 the clipboard, and nothing else (no prompts, no output).
 
-One browser context with clipboard permissions visits each page once. On each page
+One test per page, in a browser context with clipboard permissions. On the page
 every block is revealed as a reader would reveal it (a collapsed `??? example`
 block opened, its tab selected), its copy button clicked (a real click: Chromium
 lets a script-made click copy only a few times), and the clipboard read back; the
@@ -21,15 +21,15 @@ from tests.conftest import run_as_reader
 from tests.site.conftest import assert_same_origin, record_requests
 from tests.site.pages import (
     CODE_BLOCKS,
+    PAGES,
     PYTHON_LANGS,
     SNIPPETS,
     contains_dedented,
+    html_pages,
     module_as_shown,
-    site_pages,
 )
 
-# The first test also pays for visiting every page (the module-scoped fixture).
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.browser
 
 NOTHING = "\u0000nothing was copied"
 SESSION_LANGS = {"console", "pycon", "shell-session", "bash-session", "doscon", "ps1con"}
@@ -89,26 +89,27 @@ async ([nothing, index]) => {
 
 
 @pytest.fixture(scope="module")
-def copied(browser, built_site, site_url):
-    """Every code block of the site: what it shows and what its copy button copied."""
+def clipboard_page(browser, site_url):
+    """One browser context with clipboard permissions for this worker's share of pages."""
     context = browser.new_context(permissions=["clipboard-read", "clipboard-write"],
                                   base_url=site_url)
     requests = record_requests(context)
-    page = context.new_page()
-    blocks = []
-    for path in site_pages(built_site):
-        page.goto(path, wait_until="load")
-        count = page.evaluate(PREPARE, CODE_BLOCKS)
-        step = page.evaluate(STEP, [NOTHING, 0 if count else None])
-        for index in range(count):
-            if step["visible"]:
-                page.mouse.click(step["x"], step["y"])  # a real click, as a reader's
-            block, visible = step["block"], step["visible"]
-            step = page.evaluate(STEP, [NOTHING, index + 1 if index + 1 < count else None])
-            blocks.append({**block, "page": f"/{path}", "visible": visible,
-                           "copied": step["copied"]})
+    yield context.new_page(), requests
     context.close()
-    assert_same_origin(requests, site_url)
+
+
+def copy_every_block(page, path: str) -> list[dict]:
+    """Every code block of one page: what it shows and what its copy button copied."""
+    page.goto(path, wait_until="load")
+    count = page.evaluate(PREPARE, CODE_BLOCKS)
+    step = page.evaluate(STEP, [NOTHING, 0 if count else None])
+    blocks = []
+    for index in range(count):
+        if step["visible"]:
+            page.mouse.click(step["x"], step["y"])  # a real click, as a reader's
+        block, visible = step["block"], step["visible"]
+        step = page.evaluate(STEP, [NOTHING, index + 1 if index + 1 < count else None])
+        blocks.append({**block, "page": f"/{path}", "visible": visible, "copied": step["copied"]})
     return blocks
 
 
@@ -124,48 +125,52 @@ def where(block: dict) -> str:
     return f"{block['page']} [{block['language']}: {block['title'] or 'untitled'}]"
 
 
-def test_the_site_has_code_blocks_with_copy_buttons(copied):
-    assert len(copied) >= 50
-    assert {b["language"] for b in copied} >= {"python", "text", "console"}
-
-
-def test_every_copy_button_copies_what_its_block_shows_without_markers(copied):
-    wrong = [f"{where(b)}: copied {b['copied'][:120]!r}, expected {expected_copy(b)[:120]!r}"
-             for b in copied if b["copied"] != expected_copy(b)]
-    assert not wrong, f"{len(wrong)} block(s) copy the wrong text:\n" + "\n".join(wrong[:20])
-
-
-def test_every_copy_button_can_be_reached_by_a_reader(copied):
-    hidden = [where(b) for b in copied if not b["visible"]]
-    assert not hidden, "copy buttons a reader cannot see:\n" + "\n".join(hidden)
-
-
-def test_every_python_block_copies_its_module_or_a_verbatim_excerpt_of_it(copied):
-    """Each Python block names its module (data-example, from the build); a whole one
-    copies exactly that module, an excerpt a run of its lines."""
+def wrong_copies(block: dict) -> list[str]:
+    """What is wrong with one block's copy, if anything."""
     wrong = []
-    python = [b for b in copied if b["language"] in PYTHON_LANGS]
-    assert len(python) >= 100
-    for block in python:
+    if not block["visible"]:
+        wrong.append(f"{where(block)}: a copy button a reader cannot see")
+    if block["copied"] != expected_copy(block):
+        wrong.append(f"{where(block)}: copied {block['copied'][:120]!r}, "
+                     f"expected {expected_copy(block)[:120]!r}")
+    if block["language"] in PYTHON_LANGS:
         if not block["module"]:
             wrong.append(f"{where(block)}: a Python block that is not an example")
-            continue
-        module = module_as_shown(SNIPPETS / block["module"])
-        if block["kind"] == "excerpt":
-            if not contains_dedented(module, block["copied"]):
+        else:
+            module = module_as_shown(SNIPPETS / block["module"])
+            if block["kind"] == "excerpt" and not contains_dedented(module, block["copied"]):
                 wrong.append(f"{where(block)}: excerpt not found in {block['module']}")
-        elif block["copied"] != module:
-            wrong.append(f"{where(block)}: not the full text of {block['module']}")
-    assert not wrong, "\n".join(wrong)
-
-
-def test_console_blocks_copy_commands_without_prompts_or_output(copied):
-    sessions = [b for b in copied if b["language"] in SESSION_LANGS]
-    assert sessions, "expected at least one console block (docs/about.md has one)"
-    for block in sessions:
-        assert not block["copied"].startswith(("$ ", "# ", ">>> ")), where(block)
+            elif block["kind"] == "whole" and block["copied"] != module:
+                wrong.append(f"{where(block)}: not the full text of {block['module']}")
+    if block["language"] in SESSION_LANGS:
         commands = [line["text"] for line in block["lines"] if line["prompt"]]
-        assert block["copied"] == "\n".join(commands).rstrip(), where(block)
+        if block["copied"].startswith(("$ ", "# ", ">>> ")) or \
+                block["copied"] != "\n".join(commands).rstrip():
+            wrong.append(f"{where(block)}: a session must copy its commands alone")
+    return wrong
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_copy_button_of_the_page_copies_what_its_block_shows(
+        clipboard_page, built_site, site_url, path):
+    """Each block of the page, revealed as a reader reveals it, clicked: a whole module
+    copies exactly its module (it names it, data-example), an excerpt a run of its
+    lines, a console session its commands without prompts or output, anything else
+    what it shows."""
+    page, requests = clipboard_page
+    blocks = copy_every_block(page, path)
+    html = (built_site / path / "index.html").read_text(encoding="utf-8")
+    assert len(blocks) == html.count("<pre id=\"__code_"), "a code block without its copy button"
+    wrong = [problem for block in blocks for problem in wrong_copies(block)]
+    assert not wrong, "\n".join(wrong)
+    assert_same_origin(requests, site_url)
+
+
+def test_the_site_has_every_kind_of_code_block_to_copy(built_site):
+    text = "".join(p.read_text(encoding="utf-8") for p in html_pages(built_site))
+    assert text.count("<pre id=\"__code_") >= 500
+    for kind in ("language-python", "language-text", "language-console"):
+        assert kind in text, kind
 
 
 def test_the_copy_button_yields_exactly_the_runnable_module(page):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -10,6 +9,8 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+
+from sitebuild.facts import reader_env
 
 SNIPPETS = Path(__file__).resolve().parents[2] / "snippets" / "testing"
 
@@ -23,11 +24,9 @@ def pytest_as_reader(*modules: str, args: tuple[str, ...] = (),
     with tempfile.TemporaryDirectory() as empty:
         for module in modules:
             shutil.copy(SNIPPETS / module, empty)
-        environment = {"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0",
-                       "LANG": "C.UTF-8", **(env or {})}
         done = subprocess.run([sys.executable, "-I", "-m", "pytest", "-q", "-rA",
                                "-p", "no:cacheprovider", *args, *modules],
-                              cwd=empty, env=environment, capture_output=True, text=True,
+                              cwd=empty, env=reader_env(env), capture_output=True, text=True,
                               timeout=300, check=False)
     assert done.returncode == 0, f"pytest failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
     outcomes: dict[str, Counter[str]] = {module: Counter() for module in modules}
