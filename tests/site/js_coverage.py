@@ -461,7 +461,7 @@ def _finish(session: pytest.Session, exitstatus: int) -> None:
     xdist_controller = config.pluginmanager.has_plugin("dsession")
     if not xdist_controller:
         directory.mkdir(parents=True, exist_ok=True)
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        worker = getattr(config, "workerinput", {}).get("workerid", "main")
         chosen = selection(session.items, config.stash.get(DESELECTED, []))
         (directory / f"selection-{worker}.json").write_text(json.dumps(chosen), encoding="utf-8")
     if hasattr(config, "workerinput"):

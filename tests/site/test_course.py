@@ -160,3 +160,26 @@ def test_a_corrupt_stored_checklist_does_not_break_the_page(page):
     assert page.locator(".ed-checklist-progress").inner_text().startswith("Your progress: 0 of ")
     tick(page.locator(".ed-checklist li.task-list-item input[type=checkbox]").first)
     assert page.locator(".ed-checklist-progress").inner_text().startswith("Your progress: 1 of ")
+
+
+def test_the_course_directives_expand_where_they_stand():
+    """In the build's own process: what the learning path, the patterns index and the
+    glossary directives become (the site tests above read the built pages)."""
+    one, two = (course.reading_minutes(p) for p in ("fundamentals/index.md", "cqrs/index.md"))
+    page = ("Intro: <!-- course-minutes -->.\n\n## Phase 1\n\n"
+            "- [ ] A · <!-- minutes: fundamentals/index.md --> · x\n"
+            "- [ ] B · <!-- minutes: cqrs/index.md --> · y\n\nIn all <!-- phase-minutes -->.\n")
+    expanded = course.expand(page)
+    assert expanded.startswith(f"Intro: {course._fmt(one + two)}.")
+    assert f'A · <span class="ed-minutes">{course._fmt(one)}</span> · x' in expanded
+    assert f"In all {course._fmt(one + two)}." in expanded
+    index = course.expand("<!-- patterns-index -->")
+    names = [name for name, _ in declared_patterns()]
+    assert index.startswith(f"{len(names)} patterns, from ")
+    assert "| Pattern | What it is | Chapter | Tags |" in index
+    assert all(f"[{name}](../" in index for name in names)
+    glossary = course.expand("<!-- glossary -->")
+    entries = yaml.safe_load((DOCS / "data" / "glossary.yml").read_text(encoding="utf-8"))
+    assert all(f"\n:   {entry['definition'].strip()}" in "\n" + glossary for entry in entries)
+    with pytest.raises(course.CourseError, match="no page docs/nowhere.md"):
+        course.reading_minutes("nowhere.md")

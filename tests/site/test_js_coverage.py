@@ -354,7 +354,7 @@ def test_the_check_is_on_the_total_of_the_three_scripts(tmp_path, monkeypatch):
 
 def test_a_worker_leaves_its_selection_for_the_controller(tmp_path, monkeypatch):
     session, config = end_of_run(tmp_path, monkeypatch, worker=True, records=[record(RAN_ELSE)])
-    left = json.loads((tmp_path / "run" / "js-coverage" / "selection-main.json").read_text())
+    left = json.loads((tmp_path / "run" / "js-coverage" / "selection-gw0.json").read_text())
     assert left == {"full": False, "missing_files": sorted(
         p.name for p in jc.SITE_TESTS.glob("test_*.py")), "deselected_browser_tests": [],
         "browser_tests": 0}
