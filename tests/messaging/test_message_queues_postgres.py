@@ -11,6 +11,7 @@ import pytest
 
 from snippets.messaging.message_queues_postgres import connect, main
 from tests.messaging.conftest import run
+from tests.messaging.support import drain
 from tests.messaging.test_message_queues_in_memory import EXPECTED
 
 
@@ -74,21 +75,6 @@ async def stream(broker, topic: str, first: int, confirmed: list[int],
             flowing.set()
         n += 1
         await asyncio.sleep(0.005)  # a steady stream, not a flood, while the server stops
-
-
-async def drain(consumer, expected: set[str], patience: float = 30.0) -> list:
-    """Receive and acknowledge until every expected body has arrived and the queue has been
-    quiet for 2 s, or ``patience`` seconds have passed: on a loaded machine a restarted
-    server can pause for longer than one receive's timeout."""
-    loop = asyncio.get_running_loop()
-    deadline, drained = loop.time() + patience, []
-    while True:
-        batch = await consumer.receive(max_messages=100, timeout=2)
-        await consumer.ack(batch)
-        drained += batch
-        if not batch and (expected <= {m.body.decode() for m in drained}
-                          or loop.time() > deadline):
-            return drained
 
 
 @pytest.mark.parametrize("shutdown", [signal.SIGINT, signal.SIGQUIT, signal.SIGKILL],

@@ -308,12 +308,18 @@ print("reaped", orphan)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux subreaper")
-def test_a_server_orphaned_by_a_stopped_mutant_is_stopped_after_the_run(tmp_path):
+def run_script(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a script in a fresh interpreter with the project importable; it must succeed."""
     root = Path(runner.__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", ORPHAN], cwd=tmp_path, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True,
                           text=True, timeout=120, env={"PYTHONPATH": str(root)}, check=False)
     assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux subreaper")
+def test_a_server_orphaned_by_a_stopped_mutant_is_stopped_after_the_run(tmp_path):
+    done = run_script(ORPHAN, tmp_path)
     assert done.stdout.startswith("reaped ")
     pid = int(done.stdout.split()[1])
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
@@ -473,10 +479,7 @@ print("kept", engine.pid)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux subreaper")
 def test_the_shared_engines_are_not_taken_for_a_mutants_leftovers(tmp_path):
-    root = Path(runner.__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", KEPT], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, env={"PYTHONPATH": str(root)}, check=False)
-    assert done.returncode == 0, done.stderr
+    done = run_script(KEPT, tmp_path)
     assert done.stdout.startswith("kept ")
 
 

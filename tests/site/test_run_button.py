@@ -21,6 +21,7 @@ from sitebuild.facts import CHAPTERS as CHAPTER_TITLES
 from sitebuild.facts import ENGINE_VARS
 from sitebuild.pyodide import CORE as VENDOR
 from tests.site.pages import examples, html_pages
+from tests.site.test_built_site import output_blocks
 
 CHAPTERS = list(CHAPTER_TITLES)
 FINAL = "b => !['idle', 'starting', 'running'].includes(b.dataset.state)"
@@ -86,8 +87,6 @@ BLOCK = re.compile(
     r'<div class="language-python highlight" data-example="(?P<module>[^"]+)" '
     r'data-example-kind="whole"[^>]*>.*?<pre\b[^>]*>(?P<pre>.*?)</pre></div>\s*'
     r'(?P<after><div\b[^>]*>|<p\b[^>]*>[^<]*</p>)?', re.DOTALL)
-OUTPUT = re.compile(r'<div class="ed-output" data-snippet="(?P<path>[^"]+)">\s*'
-                    r'<div class="language-text highlight">.*?<pre\b[^>]*>(?P<pre>.*?)</pre>', re.DOTALL)
 
 
 def text_of(fragment: str) -> str:
@@ -115,10 +114,13 @@ def site_blocks(built_site) -> tuple[list[Block], dict[str, dict[str, str]]]:
     for entry in examples(built_site):
         if entry["kind"] == "whole":
             listed.setdefault(entry["page"], {})[entry["module"]] = entry["run"]
-    blocks, outputs = [], {}
+    outputs: dict[str, dict[str, str]] = {}
+    for page, module, printed in output_blocks(built_site, recorded=False):
+        outputs.setdefault(str(page).removesuffix("index.html"), {})[module] = printed
+    blocks = []
     for url, verdicts in listed.items():
         text = (built_site / url / "index.html").read_text(encoding="utf-8")
-        outputs[url] = {m["path"]: text_of(m["pre"]).rstrip("\n") for m in OUTPUT.finditer(text)}
+        outputs.setdefault(url, {})
         found = {m["module"]: m for m in BLOCK.finditer(text)}
         assert set(found) == set(verdicts), (url, sorted(set(found) ^ set(verdicts)))
         for module, match in found.items():

@@ -131,15 +131,22 @@ def _template_end(code: str, i: int, found: list[str]) -> int:
     return j + 1
 
 
+def _after_comment(code: str, i: int) -> int | None:
+    """Where the comment starting at i ends, or None if none starts there."""
+    if code.startswith("//", i):
+        return code.find("\n", i) if "\n" in code[i:] else len(code)
+    if code.startswith("/*", i):
+        return code.index("*/", i) + 2
+    return None
+
+
 def _scan(code: str, i: int, found: list[str], until_brace: bool = False) -> int:
     """Collect string and template literals from i (comments skipped); return the end."""
     depth = 0
     while i < len(code):
         c = code[i]
-        if code.startswith("//", i):
-            i = code.find("\n", i) if "\n" in code[i:] else len(code)
-        elif code.startswith("/*", i):
-            i = code.index("*/", i) + 2
+        if (after := _after_comment(code, i)) is not None:
+            i = after
         elif c in "\"'":
             end = _string_end(code, i)
             found.append(code[i + 1:end - 1])
@@ -174,10 +181,8 @@ def code_only(code: str) -> str:
     out, i = [], 0
     while i < len(code):
         c = code[i]
-        if code.startswith("//", i):
-            i = code.find("\n", i) if "\n" in code[i:] else len(code)
-        elif code.startswith("/*", i):
-            i = code.index("*/", i) + 2
+        if (after := _after_comment(code, i)) is not None:
+            i = after
         elif c in "\"'":
             i = _string_end(code, i)
             out.append('""')
