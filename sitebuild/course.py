@@ -21,6 +21,7 @@ search index weighs as a page's tags.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from pathlib import Path
@@ -142,15 +143,22 @@ def _patterns_index() -> str:
         + "\n".join(lines)
 
 
-def _glossary_entries() -> list[dict]:
-    entries = yaml.safe_load(GLOSSARY.read_text(encoding="utf-8"))
+def _glossary_entries() -> tuple[dict, ...]:
+    """The glossary's entries, sorted; parsed once per version of the file (every page and
+    every docstring the code reference renders asks for them)."""
+    return _parse_glossary(GLOSSARY.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_glossary(text: str) -> tuple[dict, ...]:
+    entries = yaml.safe_load(text)
     seen: set[str] = set()
     for entry in entries:
         key = entry["term"].casefold()
         if key in seen:
             raise CourseError(f"glossary: {entry['term']} is defined twice")
         seen.add(key)
-    return sorted(entries, key=lambda e: e["term"].casefold())
+    return tuple(sorted(entries, key=lambda e: e["term"].casefold()))
 
 
 def _glossary() -> str:

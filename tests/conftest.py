@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from sitebuild.facts import reader_env
+from tests import builds
 
 # One Hypothesis profile for the whole suite. A loaded machine (CI runs two workers,
 # each starting engines and Chromium) must not fail a correct example: no deadline,
@@ -81,11 +81,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 
 # --- The built site -------------------------------------------------------------
-# One `mkdocs build --strict` per run, started by the main process before the tests
-# start, in the background: the examples' own tests run meanwhile, and the first
-# test that needs the site waits for it. Each worker finds it through EDD_SITE_BUILD.
-
-BUILD_VAR = "EDD_SITE_BUILD"
+# The suite's builds (tests/builds.py) are started by the main process before the tests
+# start, in the background: the examples' own tests run meanwhile, and the first test
+# that needs a build waits for it.
 
 
 def _wants_site(config: pytest.Config) -> bool:
@@ -97,43 +95,21 @@ def _wants_site(config: pytest.Config) -> bool:
     return False
 
 
-def _build_command(out: Path) -> tuple[list[str], dict[str, str]]:
-    # The deployment's address and repository (mkdocs.yml) stay out of the suite's build.
-    env = {key: value for key, value in os.environ.items()
-           if key not in {"SITE_URL", "REPO_URL", "EDIT_URI"}}
-    env["NO_MKDOCS_2_WARNING"] = "1"
-    return [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "-d", str(out)], env
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    if hasattr(config, "workerinput") or os.environ.get(BUILD_VAR) or not _wants_site(config):
+    if hasattr(config, "workerinput") or os.environ.get(builds.VARIABLE) \
+            or not _wants_site(config):
         return
-    folder = Path(tempfile.mkdtemp(prefix="edd-site-"))
-    command, env = _build_command(folder / "site")
-    log = open(folder / "build.log", "w")  # noqa: SIM115 (closed by the waiting thread)
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def wait() -> None:
-        code = process.wait()
-        log.close()
-        (folder / "build.rc").write_text(str(code))
-
-    threading.Thread(target=wait, daemon=True).start()
-    os.environ[BUILD_VAR] = str(folder)
-    config._edd_build = (process, folder)  # type: ignore[attr-defined]
+    config._edd_builds = builds.start()  # type: ignore[attr-defined]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    started = getattr(config, "_edd_build", None)
+    started = getattr(config, "_edd_builds", None)
     if started:
-        process, folder = started
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.environ.pop(BUILD_VAR, None)
+        started.stop()
+        os.environ.pop(builds.VARIABLE, None)
         import shutil
 
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(started.folder, ignore_errors=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -154,26 +130,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
 def built_site() -> Path:
     """The site as `mkdocs build --strict` builds it from the current sources (not
     --quiet: it hides the warnings that strict mode counts, so a broken link would
-    pass). Built once per run in the background (pytest_configure); a run that did not
-    start it (its arguments named no site test) builds it here."""
-    folder = os.environ.get(BUILD_VAR)
-    if not folder:
-        folder = tempfile.mkdtemp(prefix="edd-site-")
-        command, env = _build_command(Path(folder) / "site")
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=900, check=False)
-        Path(folder, "build.log").write_text(done.stdout + done.stderr)
-        Path(folder, "build.rc").write_text(str(done.returncode))
-    rc = Path(folder, "build.rc")
-    for _ in range(9000):  # 15 minutes at most
-        if rc.exists():
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the site's build did not finish in 15 minutes")
-    if rc.read_text() != "0":
-        pytest.fail("mkdocs build --strict failed:\n" + Path(folder, "build.log").read_text())
-    return Path(folder, "site")
+    pass), with no deployment address or repository (tests/builds.py)."""
+    site, code, output = builds.wait("site")
+    if code != 0:
+        pytest.fail("mkdocs build --strict failed:\n" + output)
+    return site
 
 
 COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
@@ -247,7 +208,7 @@ def _run_as_reader(code: str, engines: tuple[tuple[str, str], ...]):
 
 
 # Real engines, available to every test (see tests/engines.py).
-from tests.engines import (  # noqa: E402,F401
+from tests.engines import (  # noqa: F401
     engine_dirs,
     fresh_engine_env,
     kafka_factory,

@@ -109,19 +109,52 @@ def screenshot_dir(tmp_path_factory) -> Path:
     return path
 
 
+# The search worker answers every query with one message, in order, and site.js shows
+# the answer as it arrives. Counting the queries the page sends and the answers it gets
+# tells a test when the list on screen answers the last key typed, with no guessing
+# from how long the list has stayed the same.
+WATCH_SEARCH = """
+if (!window.__search) {
+  const watch = window.__search = { asked: 0, answered: 0, last: null };
+  const Native = window.Worker;
+  window.Worker = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", ({ data }) => {
+        if (data && data.data && Array.isArray(data.data.items)) watch.answered += 1;
+      });
+    }
+    postMessage(message, ...rest) {
+      if (message && typeof message.data === "string") {
+        watch.asked += 1;
+        watch.last = message.data;
+      }
+      return super.postMessage(message, ...rest);
+    }
+  };
+}
+"""
+SEARCH_ANSWERED = ("q => window.__search && window.__search.last === q"
+                   " && window.__search.answered === window.__search.asked")
+READ_RESULTS = ("els => els.map(li => new URL(li.querySelector('a.md-search-result__link').href)"
+                ".pathname)")
+
+
+def watch_search(page) -> None:
+    """From the next page load on, count the search worker's queries and answers."""
+    page.add_init_script(WATCH_SEARCH)
+
+
+def search_results(page, query: str) -> list[str]:
+    """Wait until the search has answered ``query``; return the result pages, in order."""
+    page.wait_for_function(SEARCH_ANSWERED, arg=query, timeout=60_000)
+    return page.eval_on_selector_all("li.md-search-result__item", READ_RESULTS)
+
+
 def search(page, query: str) -> list[str]:
     """Type a query key by key into the site's search; return the result pages in order."""
+    watch_search(page)
     page.goto("")
     page.locator("label.md-search__icon, .md-search__input").first.click()
     page.locator("input.md-search__input").press_sequentially(query, delay=30)
-    page.wait_for_selector("li.md-search-result__item", timeout=15_000)
-    read = ("els => els.map(li => li.querySelector('a.md-search-result__link')"
-            ".href.split('?')[0])")
-    results, previous = None, []
-    for _ in range(50):  # wait until the list stops changing after the last key
-        results = page.eval_on_selector_all("li.md-search-result__item", read)
-        if results == previous:
-            break
-        previous = results
-        page.wait_for_timeout(200)
-    return results
+    return search_results(page, query)

@@ -14,13 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.site.conftest import search
+from tests.site.conftest import search, search_results, watch_search
 
 pytestmark = pytest.mark.browser
 
 QUERIES = yaml.safe_load((Path(__file__).with_name("search_queries.yml")).read_text())
-READ = ("els => els.map(li => new URL(li.querySelector('a.md-search-result__link').href)"
-        ".pathname)")
 
 
 def results_for(page, query: str) -> list[str]:
@@ -28,21 +26,12 @@ def results_for(page, query: str) -> list[str]:
 
     The query is filled in and its last character typed as a key press, which
     is what makes Material search (a search runs on each key; only the last
-    one matters). Results count once they stop changing for half a second.
+    one matters).
     """
     box = page.locator("input.md-search__input")
     box.fill(query[:-1])
     box.press(query[-1])
-    previous: list[str] | None = None
-    stable = 0
-    for _ in range(100):
-        page.wait_for_timeout(125)
-        current = page.eval_on_selector_all("li.md-search-result__item", READ)
-        stable = stable + 1 if current == previous else 0
-        if stable == 4:
-            break
-        previous = current
-    return previous or []
+    return search_results(page, query)
 
 
 def test_the_query_set_is_big_and_varied():
@@ -55,6 +44,7 @@ def test_search_finds_the_answering_page_in_the_top_three(page, site_url, built_
     for query in QUERIES:
         for path in query["expect"]:
             assert (built_site / path / "index.html").is_file(), f"{query['q']}: no page {path}"
+    watch_search(page)
     page.goto("")
     page.locator(".md-search__input").first.click()
     # The index is fetched and built in a worker after the page loads; on a busy

@@ -23,15 +23,13 @@ after today.
 from __future__ import annotations
 
 import datetime
-import os
 import re
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from tests import builds
 from tests.conftest import serve
 from tests.site import test_built_site as contract
 from tests.site.conftest import assert_same_origin, record_requests
@@ -42,10 +40,8 @@ pytestmark = pytest.mark.timeout(1800)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-SITE_URL = "https://example.org/edd/"
-REPO_URL = "https://github.com/example/edd"
-EDIT_URI = "edit/main/docs/"
-PUBLISHED = {"SITE_URL": SITE_URL, "REPO_URL": REPO_URL, "EDIT_URI": EDIT_URI}
+PUBLISHED = builds.PUBLISHED
+SITE_URL, REPO_URL, EDIT_URI = PUBLISHED["SITE_URL"], PUBLISHED["REPO_URL"], PUBLISHED["EDIT_URI"]
 SITEMAP = {"sm": "http://www.sitemaps.org/schemas/sitemap/0.9"}
 EXCLUDED = ("_hooks/", "data/diagrams/")  # exclude_docs in mkdocs.yml
 GENERATED = "reference/"  # the code reference, written from the docstrings at build time
@@ -53,17 +49,13 @@ DATE_HEADING = re.compile(r"^## (.*)$", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
-def published_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`mkdocs build --strict` of the current sources as the deployment builds them."""
-    out = tmp_path_factory.mktemp("published")
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", **PUBLISHED}
-    done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "-d", str(out)],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"mkdocs build --strict with {PUBLISHED} failed:\n{done.stdout}\n{done.stderr}")
-    return out
+def published_site() -> Path:
+    """`mkdocs build --strict` of the current sources as the deployment builds them
+    (tests/builds.py)."""
+    site, code, output = builds.wait("published")
+    if code != 0:
+        pytest.fail(f"mkdocs build --strict with {PUBLISHED} failed:\n{output}")
+    return site
 
 
 def markdown_sources() -> dict[str, str]:

@@ -17,12 +17,12 @@ import re
 
 import pytest
 
-from sitebuild import speed  # noqa: E402
+from sitebuild import speed
 from tests.site.pages import (
     LAY_OUT_ALL_CODE,
     site_pages,
     snippet_modules,
-    soup_of,
+    tags_of,
 )
 
 LONG_PAGE = "messaging/message_queues/"  # six backends in tabs, 30 code blocks' worth of tokens
@@ -78,19 +78,28 @@ def test_code_keeps_its_text_and_colours_with_fewer_spans():
 
 
 def test_no_page_loads_the_theme_bundle_and_every_block_and_table_is_built_set_up(built_site):
+    """Read as a stream of start tags (tests/site/pages.py): a block is
+    ``<pre id=X><span></span><div class="md-code__nav"><button data-clipboard-target="#X > code">``
+    then its ``<code>``; a table sits in a scroll wrapper, then a table wrapper."""
     pages = site_pages(built_site)
     assert len(pages) >= 10
     for path in pages:
-        soup = soup_of(built_site / path / "index.html")
-        scripts = [s.get("src", "") for s in soup.select("script[src]")]
+        tags = tags_of(built_site / path / "index.html")
+        scripts = [t.attrs["src"] for t in tags if t.name == "script" and "src" in t.attrs]
         assert not [s for s in scripts if "/bundle." in s or s.startswith("bundle.")], path
         assert any(s.endswith("assets/javascripts/site.js") for s in scripts), path
-        for pre in soup.select("pre"):
-            button = pre.select_one(":scope > .md-code__nav > button.md-code__button")
-            assert button and button["data-clipboard-target"] == f"#{pre['id']} > code", path
-        for table in soup.select(".md-typeset table"):
-            assert table.parent.get("class") == ["md-typeset__table"], path
-            assert table.parent.parent.get("class") == ["md-typeset__scrollwrap"], path
+        for i, tag in enumerate(tags):
+            if tag.name == "pre":
+                end = next(j for j in range(i + 1, len(tags)) if tags[j].name == "code")
+                inside = [(t.name, t.attrs.get("class"), t.attrs.get("data-clipboard-target"))
+                          for t in tags[i + 1:end] if t.name != "span"]
+                assert inside == [("div", "md-code__nav", None),
+                                  ("button", "md-code__button", f"#{tag.attrs['id']} > code")], \
+                    (path, tag.attrs.get("id"), inside)
+            elif tag.name == "table":
+                wrappers = [(t.name, t.attrs.get("class")) for t in tags[i - 2:i]]
+                assert wrappers == [("div", "md-typeset__scrollwrap"),
+                                    ("div", "md-typeset__table")], (path, wrappers)
 
 
 # --- In Chromium ------------------------------------------------------------------

@@ -22,6 +22,7 @@ import pytest
 
 from sitebuild import manifest
 from sitebuild import zensical as zensical_build
+from tests import builds
 from tests.conftest import serve
 from tests.site import test_built_site as contract
 from tests.site.conftest import assert_same_origin, record_requests
@@ -36,16 +37,16 @@ from tests.site.pages import (
 
 
 @pytest.fixture(scope="module")
-def zensical_site(tmp_path_factory) -> Path:
-    """A Zensical build of the site, with nothing but Zensical and the extensions."""
+def zensical_site() -> Path:
+    """A Zensical build of the site, with nothing but Zensical and the extensions
+    (tests/builds.py)."""
     try:
         import zensical  # noqa: F401
     except ImportError:
         pytest.skip("Zensical is not installed: pip install -r requirements.txt")
-    site = tmp_path_factory.mktemp("zensical") / "site"
-    done = zensical_build.build(site)
-    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
-    assert done.returncode == 0, f"zensical build failed:\n{output[-3000:]}"
+    site, code, output = builds.wait("zensical")
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    assert code == 0, f"zensical build failed:\n{output[-3000:]}"
     warnings = [line for line in output.splitlines() if line.startswith(("Warning", "Error"))]
     assert not warnings, "Zensical warns about the site:\n" + output[-3000:]
     return site
@@ -127,29 +128,6 @@ def zensical_url(zensical_site):
         yield url
 
 
-@pytest.mark.browser
-def test_zensical_pages_run_no_failing_script_and_request_nothing_outside(
-        browser, zensical_site, zensical_url):
-    paths = sample(zensical_site)
-    assert len(paths) >= 20
-    context = browser.new_context(base_url=zensical_url)
-    requests = record_requests(context)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
-    page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
-    diagram_pages = 0
-    for path in paths:
-        page.goto(path, wait_until="load")
-        diagram_pages += page.locator(".ed-diagram svg").count() > 0
-    page.wait_for_load_state("networkidle")
-    context.close()
-    assert not errors, "\n".join(errors)
-    assert_same_origin(requests, zensical_url)
-    assert diagram_pages >= 10
-    assert not any("mermaid" in u for u in requests), "a page ran Mermaid in the browser"
-
-
 # Zensical's theme (0.0.73) has problems the MkDocs build fixes with its own template
 # (overrides/) and script (site.js), which the Zensical build leaves out. They are the
 # theme's, on every page alike; the About page lists them. Each must still occur (so
@@ -164,41 +142,52 @@ THEME_PROBLEMS = {
 }
 
 
-@pytest.mark.browser
-def test_zensical_pages_have_no_accessibility_violation_but_the_theme_s_own(
-        browser, zensical_site, zensical_url):
+
+class Visits:
+    """What the sample's pages did in Chromium, each visited once: script errors, requests,
+    pages with a diagram, copy buttons checked and those that copied something else, axe's findings outside THEME_PROBLEMS and
+    the THEME_PROBLEMS seen."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.diagram_pages = 0
+        self.copied = 0
+        self.wrong_copies: list[str] = []
+        self.other: list[str] = []
+        self.found: set[tuple[str, str]] = set()
+
+
+@pytest.fixture(scope="module")
+def visits(browser, zensical_site, zensical_url) -> Visits:
+    """Visit each page of the sample once: run axe on it as loaded (the audit of
+    tests/site/test_accessibility.py), then copy up to six examples, as a reader would
+    (each revealed first: its details opened; one in a tab not selected is skipped)."""
     from axe_playwright_python.base import AXE_SCRIPT
 
     from tests.site.test_accessibility import STILL, audit, failing
 
-    context = browser.new_context(color_scheme="light", base_url=zensical_url)
+    seen = Visits()
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"],
+                                  color_scheme="light", base_url=zensical_url)
+    seen.requests = record_requests(context)
     page = context.new_page()
+    page.on("pageerror", lambda error: seen.errors.append(f"{page.url}: {error}"))
+    page.on("console", lambda m: seen.errors.append(f"{page.url}: {m.text}")
+            if m.type == "error" else None)
     seen_styles: list[str] = []
-    found: set[tuple[str, str]] = set()
-    other: list[str] = []
     for path in sample(zensical_site):
         page.goto(path, wait_until="load")
+        seen.diagram_pages += page.locator(".ed-diagram svg").count() > 0
         page.add_style_tag(content=STILL)
         for violation in failing(audit(page, AXE_SCRIPT, seen_styles)):
             for node in violation["nodes"]:
                 known = [(rule, target) for rule, target in THEME_PROBLEMS
                          if rule == violation["id"] and re.search(target, node["target"])]
-                found.update(known)
+                seen.found.update(known)
                 if not known:
-                    other.append(f"/{path}: {violation['id']}: {node['target']} {node['summary']}")
-    context.close()
-    assert not other, "\n".join(other)
-    assert found == THEME_PROBLEMS, f"fixed in Zensical, drop from the list: {THEME_PROBLEMS - found}"
-
-
-@pytest.mark.browser
-def test_zensical_copy_buttons_copy_the_module_or_its_excerpt(browser, zensical_site, zensical_url):
-    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"],
-                                  base_url=zensical_url)
-    page = context.new_page()
-    checked = 0
-    for path in sample(zensical_site):
-        page.goto(path, wait_until="load")
+                    seen.other.append(f"/{path}: {violation['id']}: {node['target']} "
+                                      f"{node['summary']}")
         for block in page.locator("div.highlight[data-example]").all()[:6]:
             block.evaluate("b => { for (let n = b; n; n = n.parentElement) "
                            "if (n.tagName === 'DETAILS') n.open = true; }")
@@ -206,14 +195,38 @@ def test_zensical_copy_buttons_copy_the_module_or_its_excerpt(browser, zensical_
                 continue
             block.scroll_into_view_if_needed()
             block.hover()
-            button = block.locator("button.md-code__button, button.md-clipboard").first
-            button.click()
+            block.locator("button.md-code__button, button.md-clipboard").first.click()
             copied = page.evaluate("navigator.clipboard.readText()")
             module = module_as_shown(SNIPPETS / block.get_attribute("data-example"))
-            if block.get_attribute("data-example-kind") == "whole":
-                assert copied.rstrip("\n") == module, (path, block.get_attribute("data-example"))
-            else:
-                assert contains_dedented(module, copied.rstrip("\n")), path
-            checked += 1
+            whole = block.get_attribute("data-example-kind") == "whole"
+            if not (copied.rstrip("\n") == module if whole
+                    else contains_dedented(module, copied.rstrip("\n"))):
+                seen.wrong_copies.append(f"/{path}: {block.get_attribute('data-example')}")
+            seen.copied += 1
+    page.wait_for_load_state("networkidle")
     context.close()
-    assert checked >= 20
+    return seen
+
+
+@pytest.mark.browser
+def test_zensical_pages_run_no_failing_script_and_request_nothing_outside(
+        visits, zensical_site, zensical_url):
+    assert len(sample(zensical_site)) >= 20
+    assert not visits.errors, "\n".join(visits.errors)
+    assert_same_origin(visits.requests, zensical_url)
+    assert visits.diagram_pages >= 10
+    assert not any("mermaid" in u for u in visits.requests), "a page ran Mermaid in the browser"
+
+
+@pytest.mark.browser
+def test_zensical_pages_have_no_accessibility_violation_but_the_theme_s_own(visits):
+    assert not visits.other, "\n".join(visits.other)
+    assert visits.found == THEME_PROBLEMS, \
+        f"fixed in Zensical, drop from the list: {THEME_PROBLEMS - visits.found}"
+
+
+@pytest.mark.browser
+def test_zensical_copy_buttons_copy_the_module_or_its_excerpt(visits):
+    assert visits.copied >= 20
+    assert not visits.wrong_copies, "copied something else than the block's module or excerpt:\n" \
+        + "\n".join(visits.wrong_copies)
