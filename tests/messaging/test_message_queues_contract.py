@@ -42,13 +42,19 @@ async def work(consumers: list, want: int, seconds: float = 20.0) -> dict[str, l
     return handled
 
 
-async def collect(consumer, want: int, seconds: float = 20.0, ack: bool = False) -> list:
-    """Receive until ``want`` messages arrived (or the deadline passes)."""
+async def collect(consumer, want: int, seconds: float = 20.0, ack: bool = False,
+                  distinct: bool = False) -> list:
+    """Receive until ``want`` messages arrived (or the deadline passes); with ``distinct``,
+    until ``want`` different bodies arrived, copies included in the list."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
+
+    def count() -> int:
+        return len({m.body for m in got}) if distinct else len(got)
+
     got: list = []
-    while len(got) < want and loop.time() < deadline:
-        batch = await consumer.receive(max_messages=want - len(got), timeout=0.5)
+    while count() < want and loop.time() < deadline:
+        batch = await consumer.receive(max_messages=want - count(), timeout=0.5)
         if ack:
             await consumer.ack(batch)
         got += batch
@@ -142,17 +148,20 @@ def test_what_a_leaving_consumer_did_not_acknowledge_comes_back_and_nothing_else
         await first.ack(batch[:2])
         await first.close()  # leaves holding three
         second = await broker.consumer(backend.topic, group, "second")
-        again = await collect(second, 3)
-        await second.ack(again)
+        again = await collect(second, 3, ack=True, distinct=True)
         extra = await second.receive(max_messages=5, timeout=LEASE * 1.5)
+        await second.ack(extra)
         await second.close()
         await broker.close()
         return batch, again, extra
 
     batch, again, extra = run(scenario())
     assert len(batch) == 5
-    assert sorted(m.body for m in again) == sorted(m.body for m in batch[2:])
-    assert extra == []  # the two acknowledged never came back
+    unacknowledged = {m.body for m in batch[2:]}
+    assert {m.body for m in again} == unacknowledged
+    # The two acknowledged never come back. At least once: on a busy machine a copy of one
+    # of the three may come twice, when the second consumer's ack comes after its lease.
+    assert {m.body for m in again + extra} <= unacknowledged
     if backend.counts_deliveries:
         assert all(m.deliveries >= 2 for m in again)
 
