@@ -52,7 +52,7 @@ GUARANTEES = HERE / "guarantees.toml"
 EQUIVALENTS = HERE / "equivalent.toml"
 
 # What the project copy needs for the tests to run as they do in the working tree.
-COPIED = ("snippets", "tests", "docs", "pyproject.toml", "mkdocs.yml", "README.md")
+COPIED = ("snippets", "sitebuild", "tests", "docs", "pyproject.toml", "mkdocs.yml", "README.md")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "mutants", ".pytest_cache",
                                  ".hypothesis", "mutation")
 # Test directories that never decide a module's mutants: the site sweeps need a built site

@@ -609,3 +609,23 @@ def test_a_shared_engine_that_exits_stops_the_run_before_its_results_are_kept(tm
     finally:
         alive.kill()
         alive.wait(60)
+
+
+def test_the_scratch_copy_holds_every_project_package_the_tests_import():
+    """A mutant's tests import tests/conftest.py and its imports: each project package they
+    name must be in the copy, or mutmut fails before it runs one mutant."""
+    import ast
+
+    imported = set()
+    for path in (runner.ROOT / "tests").rglob("*.py"):
+        if "mutation" in path.parts or "site" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+    ours = {name for name in imported if (runner.ROOT / name).is_dir()
+            and (runner.ROOT / name / "__init__.py").is_file()}
+    assert ours >= {"snippets", "sitebuild", "tests"}
+    assert ours <= set(runner.COPIED), ours - set(runner.COPIED)
