@@ -3,7 +3,9 @@
 A topic is a durable fanout exchange; a group is a durable queue bound to
 it, so every group gets a copy of every later message and the consumers of
 one queue share its messages. Messages are persistent and every publish
-waits for the broker's confirm. A consumer holds at most ``prefetch``
+waits for the broker's confirm; a message that no queue takes (no group
+subscribed, or a binding lost in a broker crash) comes back and raises
+``UnroutableError`` instead of vanishing. A consumer holds at most ``prefetch``
 unacknowledged messages; when its channel or connection closes, or its
 process dies, RabbitMQ puts them back at once and marks them redelivered.
 Point it at your own RabbitMQ with ``AMQP_URL``.
@@ -20,9 +22,11 @@ from dataclasses import dataclass
 import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractExchange,
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
+from aiormq.abc import DeliveredMessage
 
 NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 MAX_BODY = 1024 * 1024
@@ -39,6 +43,11 @@ class Message:
     id: str
     body: bytes
     deliveries: int
+
+
+class UnroutableError(RuntimeError):
+    """RabbitMQ returned a published message: no queue was bound to its topic, so
+    no copy was stored. Subscribe the group (again) and publish it again."""
 
 
 def check(topic: str, body: bytes | None = None, max_body: int = MAX_BODY) -> None:
@@ -64,9 +73,9 @@ class RabbitBroker:
                  prefetch: int = 100, max_body: int = MAX_BODY) -> None:
         self.connection, self.channel = connection, channel
         self.prefetch, self.max_body = prefetch, max_body
-        self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
+        self._exchanges: dict[str, AbstractExchange] = {}
 
-    async def _exchange(self, topic: str) -> aio_pika.abc.AbstractExchange:
+    async def _exchange(self, topic: str) -> AbstractExchange:
         if topic not in self._exchanges:
             self._exchanges[topic] = await self.channel.declare_exchange(
                 topic, aio_pika.ExchangeType.FANOUT, durable=True)
@@ -80,19 +89,30 @@ class RabbitBroker:
         await queue.bind(await self._exchange(topic))
 
     async def publish(self, topic: str, body: bytes) -> None:
-        """Publish a persistent message and wait until RabbitMQ confirms it."""
+        """Publish a persistent message and wait until RabbitMQ confirms it is stored.
+
+        Raises ``UnroutableError`` when no queue is bound to the topic: nothing was stored.
+        """
         check(topic, body, self.max_body)
-        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-        await (await self._exchange(topic)).publish(message, routing_key="")
+        await self._send(await self._exchange(topic), topic, body)
 
     async def publish_many(self, topic: str, bodies: list[bytes]) -> None:
         """Publish several persistent messages and wait for all their confirms at once."""
         for body in bodies:
             check(topic, body, self.max_body)
         exchange = await self._exchange(topic)
-        await asyncio.gather(*(exchange.publish(
-            aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key="")
-            for body in bodies))
+        await asyncio.gather(*(self._send(exchange, topic, body) for body in bodies))
+
+    @staticmethod
+    async def _send(exchange: AbstractExchange, topic: str, body: bytes) -> None:
+        # mandatory: a message no queue takes comes back (basic.return) before its
+        # confirm; without it RabbitMQ confirms the message and drops it.
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        if isinstance(await exchange.publish(message, routing_key="", mandatory=True),
+                      DeliveredMessage):
+            raise UnroutableError(
+                f"RabbitMQ stored no copy: no queue is bound to topic {topic!r}; "
+                "subscribe a group (again: a crash can lose a binding) and publish again")
 
     async def consumer(self, topic: str, group: str, name: str) -> RabbitConsumer:
         """A consumer on its own channel, competing on the group's queue."""
