@@ -3,6 +3,7 @@ backlog to live, whatever a concurrent writer does; the naive switch-overs do no
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from snippets.event_sourcing.subscriptions_catch_up import (
     CatchUpSubscription,
+    Recorded,
     Store,
     main,
     naive_deliver_everything,
@@ -186,3 +188,129 @@ def test_main_shows_the_loss_the_duplicate_and_the_clean_switch_over(capsys):
     assert "listen, deliver all      : ['e1', 'e2', 'e3', 'e4', 'e5', 'e6', 'e6']" in out
     assert "catch-up from position 2 : ['e3', 'e4', 'e5', 'e6', 'e7', 'e8', 'e9'], " \
            "read the store 2 times" in out
+
+
+# The tests below set poll_interval to a minute, far above their run time: the subscription
+# must reach its result without waiting for a poll, so it never does.
+NO_POLL = 60.0
+
+
+def test_events_keep_their_type_and_data_from_the_backlog_and_from_live(store):
+    assert store.append("EntryWritten", {"entry": "e1"}) == (1, "EntryWritten", {"entry": "e1"})
+    seen: list[Recorded] = []
+    subscription = CatchUpSubscription(store, seen.append, poll_interval=NO_POLL)
+    subscription.on_caught_up = lambda: store.append("GoalSet", {"km": 10}) if len(seen) == 1 \
+        else None
+    subscription.run(until=lambda position: position >= 2)
+    assert seen == [(1, "EntryWritten", {"entry": "e1"}), (2, "GoalSet", {"km": 10})]
+    assert subscription.catch_ups == 1  # e1 from the backlog, the goal from the live buffer
+
+
+def test_live_events_are_taken_from_the_buffer_skipping_those_the_backlog_delivered(store):
+    fill(store, 3)
+    seen: list[int] = []
+
+    def handler(event) -> None:
+        seen.append(event.position)
+        if event.position == 1:  # appended while the backlog is read: in the backlog and buffer
+            store.append("EntryWritten", {})
+
+    subscription = CatchUpSubscription(store, handler, poll_interval=NO_POLL)
+    subscription.on_caught_up = lambda: fill(store, 3) if len(seen) == 4 else None
+    subscription.run(until=lambda position: position >= 7)
+    assert seen == list(range(1, 8)) and subscription.catch_ups == 1
+
+
+def test_a_hole_in_the_live_buffer_is_filled_from_the_store_not_skipped(tmp_path):
+    store = Store(tmp_path / "events.db")
+    other_process = Store(tmp_path / "events.db")  # its appends reach no listener of `store`
+    fill(store, 3)
+    seen: list[int] = []
+
+    def writers() -> None:
+        if len(seen) == 3:
+            other_process.append("EntryWritten", {"from": "another process"})  # position 4
+            store.append("EntryWritten", {})  # position 5, pushed: the buffer skips 4
+
+    subscription = CatchUpSubscription(store, lambda e: seen.append(e.position),
+                                       poll_interval=NO_POLL)
+    subscription.on_caught_up = writers
+    subscription.run(until=lambda position: position >= 5)
+    assert seen == [1, 2, 3, 4, 5] and subscription.catch_ups == 2
+
+
+def test_a_listener_that_falls_behind_keeps_what_fit_and_is_marked_overflowed(store):
+    live = store.listen(2)
+    fill(store, 2)
+    assert not live.overflowed
+    fill(store, 1)
+    assert live.overflowed
+    assert [live.events.get_nowait().position for _ in range(2)] == [1, 2]
+    assert live.events.empty()
+
+
+@pytest.mark.parametrize(("burst", "reads"), [(100, 1), (101, 2)])
+def test_by_default_the_live_buffer_holds_100_events(store, burst, reads):
+    fill(store, 1)
+    seen: list[int] = []
+    subscription = CatchUpSubscription(store, lambda e: seen.append(e.position),
+                                       poll_interval=NO_POLL)
+    subscription.on_caught_up = lambda: fill(store, burst) if len(seen) == 1 else None
+    subscription.run(until=lambda position: position >= 1 + burst)
+    assert seen == list(range(1, burst + 2)) and subscription.catch_ups == reads
+
+
+class RecordingStore(Store):
+    """The store, recording each backlog read and how long each listener was waited on."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.path = path
+        self.reads: list[tuple[int, int]] = []
+        self.waits: list[float | None] = []
+
+    def read_all(self, after: int, limit: int) -> list[Recorded]:
+        self.reads.append((after, limit))
+        return super().read_all(after, limit)
+
+    def listen(self, size: int):
+        waits = self.waits
+
+        class Waits(queue.Queue):
+            def get(self, block: bool = True, timeout: float | None = None) -> Recorded:
+                waits.append(timeout)
+                return super().get(block, timeout)
+
+        live = super().listen(size)
+        live.events = Waits(size)  # these tests append from one thread: none in between
+        return live
+
+
+@pytest.fixture
+def recording_store():
+    with tempfile.TemporaryDirectory(dir=RAM) as folder:
+        yield RecordingStore(Path(folder) / "events.db")
+
+
+def test_by_default_the_backlog_is_read_100_events_at_a_time(recording_store):
+    store = recording_store
+    fill(store, 250)
+    seen: list[int] = []
+    CatchUpSubscription(store, lambda e: seen.append(e.position)).run(
+        until=lambda position: position >= 250)
+    assert seen == list(range(1, 251))
+    assert store.reads == [(0, 100), (100, 100), (200, 100)]
+
+
+def test_by_default_it_reads_the_store_after_half_a_second_without_a_live_event(
+        recording_store):
+    store = recording_store
+    other_process = Store(store.path)
+    fill(store, 2)
+    seen: list[int] = []
+    subscription = CatchUpSubscription(store, lambda e: seen.append(e.position))
+    subscription.on_caught_up = lambda: other_process.append("EntryWritten", {}) \
+        if len(seen) == 2 else None
+    subscription.run(until=lambda position: position >= 3)
+    assert seen == [1, 2, 3] and subscription.catch_ups == 2
+    assert store.waits == [0.5]  # then it read the store and found the other process's event

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from snippets.messaging.message_persistence_outbox import (
     open_db,
     relay_once,
     save_entry,
+    save_entry_then_publish,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,3 +132,53 @@ def test_relay_crashes_anywhere_never_lose_an_event_and_duplicate_at_most_once_e
             continue
     assert consumer.applied == list(range(1, entries + 1))
     assert consumer.duplicates <= sum(crashes)
+
+
+def test_the_dual_write_publishes_entry_created_with_the_entry_id_and_user():
+    db = open_db()
+    sent: list[tuple[str, object]] = []
+
+    def publish(topic: str, payload: bytes) -> None:
+        sent.append((topic, json.loads(payload)))
+
+    assert save_entry_then_publish(db, publish, "ana", "ran 3 km") == 1
+    assert save_entry_then_publish(db, publish, "ben", "swam 1 km") == 2
+    assert sent == [("entry.created", {"entry_id": 1, "user": "ana"}),
+                    ("entry.created", {"entry_id": 2, "user": "ben"})]
+
+
+def test_the_relay_publishes_each_stored_event_under_its_topic_with_its_id_entry_and_user():
+    db = open_db()
+    save_entry(db, "ana", "ran 3 km")
+    save_entry(db, "ben", "swam 1 km")
+    sent: list[tuple[str, dict]] = []
+    assert relay_once(db, lambda topic, payload: sent.append((topic, json.loads(payload)))) == 2
+    assert [(topic, event["entry_id"], event["user"]) for topic, event in sent] == [
+        ("entry.created", 1, "ana"), ("entry.created", 2, "ben")]
+    event_ids = [event["event_id"] for _, event in sent]
+    assert event_ids == [row[0] for row in db.execute("SELECT event_id FROM outbox ORDER BY id")]
+    assert len({uuid.UUID(event_id) for event_id in event_ids}) == 2  # one fresh id per event
+
+
+def test_one_relay_run_publishes_at_most_100_events_and_the_next_run_the_rest():
+    db = open_db()
+    for n in range(101):
+        save_entry(db, "ana", f"entry {n}")
+    got: list[int] = []
+
+    def publish(topic: str, payload: bytes) -> None:
+        got.append(json.loads(payload)["entry_id"])
+
+    assert relay_once(db, publish) == 100 and got == list(range(1, 101))
+    assert relay_once(db, publish) == 1 and got[100:] == [101]
+
+
+def test_the_consumer_applies_an_event_once_and_counts_every_duplicate_it_skips():
+    db = open_db()
+    save_entry(db, "ana", "ran 3 km")
+    payloads: list[bytes] = []
+    relay_once(db, lambda topic, payload: payloads.append(payload))
+    consumer = Deduplicating()
+    for _ in range(3):  # the same event, re-sent by two relays that died before marking it
+        consumer("entry.created", payloads[0])
+    assert consumer.applied == [1] and consumer.duplicates == 2
