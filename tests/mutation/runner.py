@@ -53,6 +53,9 @@ EQUIVALENTS = HERE / "equivalent.toml"
 
 # What the project copy needs for the tests to run as they do in the working tree.
 COPIED = ("snippets", "sitebuild", "tests", "docs", "pyproject.toml", "mkdocs.yml", "README.md")
+# What mutmut copies into its own mutants/ folder besides the mutated sources (snippets/)
+# and tests/: the tests run there.
+ALSO_COPY = ("sitebuild", "docs", "mkdocs.yml", "README.md")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "mutants", ".pytest_cache",
                                  ".hypothesis", "mutation")
 # Test directories that never decide a module's mutants: the site sweeps need a built site
@@ -493,7 +496,7 @@ def mutmut_settings(module: str, tests: list[Path]) -> str:
         "\n[tool.mutmut]\n"
         'source_paths = ["snippets"]\n'
         f"only_mutate = {toml_list([f'snippets/{module}.py'])}\n"
-        'also_copy = ["docs", "mkdocs.yml", "README.md"]\n'
+        f"also_copy = {toml_list(ALSO_COPY)}\n"
         f"pytest_add_cli_args = {toml_list(PYTEST_ARGS)}\n"
         "pytest_add_cli_args_test_selection = "
         f"{toml_list(str(t.relative_to(ROOT)) for t in tests)}\n"

@@ -613,7 +613,8 @@ def test_a_shared_engine_that_exits_stops_the_run_before_its_results_are_kept(tm
 
 def test_the_scratch_copy_holds_every_project_package_the_tests_import():
     """A mutant's tests import tests/conftest.py and its imports: each project package they
-    name must be in the copy, or mutmut fails before it runs one mutant."""
+    name must be in the scratch copy and in mutmut's mutants/ folder, or mutmut fails
+    before it runs one mutant."""
     import ast
 
     imported = set()
@@ -629,3 +630,7 @@ def test_the_scratch_copy_holds_every_project_package_the_tests_import():
             and (runner.ROOT / name / "__init__.py").is_file()}
     assert ours >= {"snippets", "sitebuild", "tests"}
     assert ours <= set(runner.COPIED), ours - set(runner.COPIED)
+    # mutmut then copies sources and tests into mutants/, and what also_copy names.
+    in_mutants = {"snippets", "tests", *runner.ALSO_COPY}
+    assert ours <= in_mutants, ours - in_mutants
+    assert f"also_copy = {json.dumps(list(runner.ALSO_COPY))}" in runner.mutmut_settings("a/b", [])
