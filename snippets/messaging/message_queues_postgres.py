@@ -164,6 +164,8 @@ class PostgresConsumer:
 async def connect(url: str | None = None, *, attempts: int = 3, **options: float) -> PostgresBroker:
     """Connect to ``url`` (default ``DATABASE_URL``), create the tables, or fail clearly."""
     url = url or os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, not {attempts}")
     for attempt in range(1, attempts + 1):
         try:
             conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=2)
