@@ -111,8 +111,8 @@ class HourlyWords:
                         on_event(offset)  # tests crash here
                     self._process(offset, event)
                 self._db.execute("INSERT OR REPLACE INTO checkpoint VALUES (1, ?, ?)", (
-                    batch[-1][0], json.dumps({"newest": self._newest, "open": sorted(
-                        [user, start, *cell] for (user, start), cell in self._open.items())})))
+                    batch[-1][0], json.dumps({"newest": self._newest,
+                                              "open": self.open_windows()})))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -120,6 +120,10 @@ class HourlyWords:
                 raise
             self.offset, done = batch[-1][0], done + len(batch)
         return done
+
+    def open_windows(self) -> list[tuple[str, int, int, int]]:
+        """The windows still open, (user, start, words, entries): the state the checkpoint keeps."""
+        return sorted((user, start, *cell) for (user, start), cell in self._open.items())
 
     def _committed_offset(self) -> int:
         row = self._db.execute("SELECT offset FROM checkpoint").fetchone()
@@ -190,8 +194,11 @@ def main() -> None:
             print(f"  {user} {start // 3600:02}:00  {words:>3} words in {entries}")
         print("too late  : " + ", ".join(f"offset {o}: {u} {t // 3600:02}:{t % 3600 // 60:02} {w} words"
                                          for o, u, t, w in restarted.late()))
-        print(f"same as a run without a crash: {restarted.results() == clean.results()} "
-              f"and {restarted.late() == clean.late()}")
+        print("still open: " + ", ".join(f"{u} {s // 3600:02}:00 {w} words in {n}"
+                                         for u, s, w, n in restarted.open_windows()))
+        print(f"same as a run without a crash: {restarted.results() == clean.results()}, "
+              f"{restarted.late() == clean.late()} and "
+              f"{restarted.open_windows() == clean.open_windows()}")
 
 
 if __name__ == "__main__":
