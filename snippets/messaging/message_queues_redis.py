@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 MAX_BODY = 1024 * 1024
@@ -104,10 +105,13 @@ class RedisConsumer:
             self.topic, self.group, self.name, idle_ms, start_id="0-0", count=count)
         if not entries:
             return []
-        pending = await self.broker.client.xpending_range(
-            self.topic, self.group, entries[0][0], entries[-1][0], len(entries), self.name)
-        delivered = {p["message_id"]: p["times_delivered"] for p in pending}
-        return [Message(i.decode(), f[b"body"], delivered.get(i, 2)) for i, f in entries]
+        async with self.broker.client.pipeline(transaction=False) as pipe:
+            for entry_id, _ in entries:  # one XPENDING per entry: its own delivery count
+                pipe.xpending_range(self.topic, self.group, entry_id, entry_id, 1)
+            pending = await pipe.execute()
+        delivered = {p["message_id"]: p["times_delivered"] for rows in pending for p in rows}
+        # an entry its old consumer acknowledged meanwhile is done: not handed out again
+        return [Message(i.decode(), f[b"body"], delivered[i]) for i, f in entries if i in delivered]
     # --8<-- [end:claim]
 
     async def receive(self, max_messages: int = 10, timeout: float = 1.0) -> list[Message]:
@@ -118,14 +122,14 @@ class RedisConsumer:
             claimed = await self._claim(max_messages)
             if claimed:
                 return claimed
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return []
+            remaining = deadline - loop.time()  # at or past the deadline: one 1 ms read
             block = max(1, int(min(remaining, self.broker.lease / 4) * 1000))
             reply = await self.broker.client.xreadgroup(
                 self.group, self.name, {self.topic: ">"}, count=max_messages, block=block)
             if reply:
                 return [Message(i.decode(), f[b"body"], 1) for i, f in reply[0][1]]
+            if remaining <= 0:
+                return []
 
     async def ack(self, messages: list[Message]) -> None:
         """XACK: the entries leave the group's pending list for good."""
@@ -139,12 +143,16 @@ class RedisConsumer:
 async def connect(url: str | None = None, *, attempts: int = 3, **options: float) -> RedisBroker:
     """Connect to ``url`` (default ``REDIS_URL``), retrying a few times, then fail clearly."""
     url = url or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    client = redis.from_url(url, socket_connect_timeout=2)
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, not {attempts}")
+    # No read timeout on the connection: a receive blocks in XREADGROUP for up to its own
+    # timeout. Only the first PING (connecting included) has a 2 s limit.
+    client = redis.from_url(url, socket_timeout=None)
     for attempt in range(1, attempts + 1):
         try:
-            await client.ping()
+            await asyncio.wait_for(client.ping(), 2)
             return RedisBroker(client, **options)
-        except (RedisConnectionError, OSError) as error:
+        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
             if attempt == attempts:
                 await client.aclose()
                 raise ConnectionError(
