@@ -1,4 +1,4 @@
-"""Helpers for this chapter's restart tests, shared by the engine-backed queue tests."""
+"""Helpers shared by this chapter's engine-backed queue tests: draining after a restart, a fake server."""
 
 from __future__ import annotations
 
@@ -18,3 +18,29 @@ async def drain(consumer, expected: set[str], patience: float = 30.0) -> list:
         if not batch and (expected <= {m.body.decode() for m in drained}
                           or loop.time() > deadline):
             return drained
+
+
+class FakeServer:
+    """A TCP server on a free port that counts connections and either closes each one at
+    once (a server going away, or not the engine expected) or never answers (a hung
+    server). Entered, it gives ``url`` with ``{port}`` filled in."""
+
+    def __init__(self, answer: bool, url: str) -> None:
+        self.answer, self.url, self.connections, self._open = answer, url, 0, []
+
+    async def __aenter__(self) -> str:
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            if self.answer:
+                writer.close()
+            else:
+                self._open.append(writer)
+
+        self.server = await asyncio.start_server(accept, "127.0.0.1", 0)
+        return self.url.format(port=self.server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        for writer in self._open:
+            writer.close()
+        self.server.close()
+        await self.server.wait_closed()

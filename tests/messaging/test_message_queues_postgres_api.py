@@ -15,6 +15,7 @@ import pytest
 from snippets.messaging import message_queues_postgres as mq
 from snippets.messaging.message_queues_postgres import connect
 from tests.messaging.conftest import run
+from tests.messaging.support import FakeServer
 
 TOPIC = "coaching.entries"
 
@@ -172,30 +173,7 @@ def test_without_a_url_connect_tries_the_local_default_three_times_and_names_it(
         run(connect(), timeout=30)
 
 
-class FakeServer:
-    """A TCP server on a free port that counts connections and either closes each one at
-    once (a server that is not PostgreSQL, or is shutting down) or never answers."""
-
-    def __init__(self, answer: bool) -> None:
-        self.answer, self.connections, self._open = answer, 0, []
-
-    async def __aenter__(self) -> str:
-        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.connections += 1
-            if self.answer:
-                writer.close()
-            else:
-                self._open.append(writer)
-
-        self.server = await asyncio.start_server(accept, "127.0.0.1", 0)
-        port = self.server.sockets[0].getsockname()[1]
-        return f"postgresql://postgres@127.0.0.1:{port}/x?sslmode=disable&gssencmode=disable"
-
-    async def __aexit__(self, *exc: object) -> None:
-        for writer in self._open:
-            writer.close()
-        self.server.close()
-        await self.server.wait_closed()
+URL = "postgresql://postgres@127.0.0.1:{port}/x?sslmode=disable&gssencmode=disable"
 
 
 def test_connect_makes_exactly_its_attempts_and_backs_off_exponentially_between_them(
@@ -208,7 +186,7 @@ def test_connect_makes_exactly_its_attempts_and_backs_off_exponentially_between_
         return await real_sleep(0, *args)
 
     async def scenario():
-        closing = FakeServer(answer=True)
+        closing = FakeServer(answer=True, url=URL)
         async with closing as url:
             monkeypatch.setattr(mq.asyncio, "sleep", sleep)
             try:
@@ -226,7 +204,7 @@ def test_connect_makes_exactly_its_attempts_and_backs_off_exponentially_between_
 
 def test_a_server_that_never_answers_fails_the_connect_instead_of_hanging():
     async def scenario():
-        silent = FakeServer(answer=False)
+        silent = FakeServer(answer=False, url=URL)
         async with silent as url:
             with pytest.raises(ConnectionError, match="after 1 attempts"):
                 await connect(url, attempts=1)
