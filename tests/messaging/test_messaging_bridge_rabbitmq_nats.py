@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -176,8 +177,12 @@ def test_a_message_without_an_id_is_rejected_to_dead_letters_and_the_rest_flow(
         await prepare(rabbitmq_server.url, js, names)
         # A client that sets no message_id (aio-pika always sets one): published from
         # inside the broker, as pika or the Java client would send it by default.
-        rabbitmq_server.ctl("eval", f'rabbit_basic:publish(rabbit_misc:r(<<"/">>, exchange, '
-                            f'<<"">>), <<"{names.queue}">>, {no_properties}, <<"no id">>).')
+        # Into this session's virtual host: "/" on a node of its own, another one on a
+        # node shared by several sessions (make mutate).
+        vhost = urllib.parse.unquote(rabbitmq_server.url.rsplit("/", 1)[1]) or "/"
+        rabbitmq_server.ctl("eval", f'rabbit_basic:publish(rabbit_misc:r(<<"{vhost}">>, '
+                            f'exchange, <<"">>), <<"{names.queue}">>, {no_properties}, '
+                            f'<<"no id">>).')
         bridge = await bridge_until_idle(rabbitmq_server.url, js, names)
         stored = await read_stream(js, names.stream)
         connection = await aio_pika.connect(rabbitmq_server.url)
