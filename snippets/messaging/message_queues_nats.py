@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import NoServersError
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
@@ -106,7 +105,7 @@ class NatsBroker:
     async def consumer(self, topic: str, group: str, name: str) -> NatsConsumer:
         """A client pulling from the group's durable consumer."""
         await self.subscribe(topic, group)
-        pull = await self.js.pull_subscribe(topic, durable=group, stream=stream_name(topic))
+        pull = await self.js.pull_subscribe_bind(consumer=group, stream=stream_name(topic))
         return NatsConsumer(self.client, pull, name)
 
     async def close(self) -> None:
@@ -138,14 +137,11 @@ class NatsConsumer:
 
     async def ack(self, messages: list[Message]) -> None:
         """Acknowledge each message, then flush once so the server has every ack."""
-        acked = 0
         for message in messages:
             msg = self._unacked.pop(message.id, None)
             if msg is not None:
                 await msg.ack()  # a fire-and-forget publish to the reply subject
-                acked += 1
-        if acked:
-            await self.client.flush()  # one round trip: the server has processed them
+        await self.client.flush()  # one round trip: the server has processed them
 
     async def close(self) -> None:
         """Stop pulling; what is unacknowledged returns after ``ack_wait``."""
@@ -155,20 +151,31 @@ class NatsConsumer:
 async def connect(url: str | None = None, *, attempts: int = 10, **options: float) -> NatsBroker:
     """Connect to ``url`` (default ``NATS_URL``), or fail clearly after ``attempts`` tries.
 
-    The same bound applies to reconnecting later: a server that comes back
-    within ``attempts`` x 0.2 s is rejoined, after that the client gives up.
+    Each try waits at most 2 s for the server's greeting, and tries are 0.2 s
+    apart. The same bound applies to reconnecting later: after ``attempts``
+    failed tries in a row the client gives up (with ``attempts=1``, it never
+    reconnects).
+
+    Raises:
+        ValueError: ``attempts`` is below 1.
     """
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, not {attempts}")
     url = url or os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
 
     async def quiet(error: Exception) -> None:  # the client reports each failed try here
         log.debug("nats: %r", error)
 
+    # nats-py counts the tries after the first, and reads 0 as "never stop trying".
+    retries = ({"max_reconnect_attempts": attempts - 1} if attempts > 1
+               else {"allow_reconnect": False})
     try:
-        client = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=attempts,
-                                    reconnect_time_wait=0.2, error_cb=quiet)
-    except (NoServersError, OSError) as error:
+        client = await nats.connect(url, connect_timeout=2, reconnect_time_wait=0.2,
+                                    error_cb=quiet, **retries)
+    except (nats.errors.Error, OSError) as error:
         raise ConnectionError(
-            f"cannot reach NATS at {url} after {attempts} attempts: {error}") from error
+            f"cannot reach NATS at {url} after {attempts} attempts: "
+            f"{str(error) or type(error).__name__}") from error
     return NatsBroker(client, **options)
 
 
