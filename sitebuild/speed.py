@@ -13,7 +13,9 @@ The bundle is left out of the MkDocs build (`overrides/main.html` says why), so:
   inside the page instead of widening it;
 - each code block carries its number of lines, from which the stylesheet
   reserves its height while the browser skips laying out a block far from view
-  (`content-visibility` in `extra.css`).
+  (`content-visibility` in `extra.css`), and its widest line in characters, from
+  which `site.js` tells whether a block not laid out yet is too wide for the page
+  (a keyboard must then be able to focus it to scroll it).
 
 And fewer elements to style: Pygments wraps every token in a <span>, also where
 the span changes nothing (names take the colour of the code around them,
@@ -24,28 +26,45 @@ were, with about a third fewer elements on the longest pages.
 
 from __future__ import annotations
 
+import html as entities
 import re
+import unicodedata
 
 CODE = re.compile(r"(<code[^>]*>)(.*?)</code>", re.DOTALL)
 # Token classes that Material's stylesheets colour like the code around them, or not at all.
 PLAIN = re.compile(r'<span class="(?:n|w)">([^<]*)</span>')
 TWINS = re.compile(r'<span class="([\w ]+)">([^<]*)</span><span class="\1">([^<]*)</span>')
 PRE = re.compile(r"<pre>(<span></span>)?<code>(.*?)</code>", re.DOTALL)
+TAG = re.compile(r"<[^>]*>")
 TABLE = re.compile(r"<table>(.*?)</table>", re.DOTALL)
 COPY = ('<div class="md-code__nav"><button class="md-code__button" title="Copy to clipboard" '
         'data-clipboard-target="#__code_{n} &gt; code" data-md-type="copy"></button></div>')
 
 
+def columns(code: str) -> int:
+    """The widest line of a highlighted code block, in the columns of a monospace font:
+    tags dropped, entities read, tabs every 8 columns (the browser's default), and two
+    columns for a wide East Asian character."""
+    widest = 0
+    for line in entities.unescape(TAG.sub("", code)).split("\n"):
+        line = line.expandtabs(8)
+        width = len(line) if line.isascii() else sum(
+            2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+        widest = max(widest, width)
+    return widest
+
+
 def copy_buttons(html: str) -> str:
-    """Number each ``<pre>`` of the page, put a copy button before its code, and
-    give the code its number of lines (``--ed-lines``, for ``extra.css``)."""
+    """Number each ``<pre>`` of the page, put a copy button before its code, and give
+    the code its number of lines and widest line (``--ed-lines`` for ``extra.css``,
+    ``--ed-cols`` for ``site.js``)."""
     count = iter(range(1_000_000))
 
     def button(match: re.Match[str]) -> str:
         n, code = next(count), match.group(2)
         lines = code.count("\n") + (not code.endswith("\n"))
         return (f'<pre id="__code_{n}">{match.group(1) or ""}{COPY.format(n=n)}'
-                f'<code style="--ed-lines: {lines}">{code}</code>')
+                f'<code style="--ed-lines: {lines}; --ed-cols: {columns(code)}">{code}</code>')
 
     return PRE.sub(button, html)
 

@@ -71,9 +71,9 @@ def page(browser, site_url):
 
 # Every code block comes with its copy button from the build (sitebuild/speed.py).
 # site.js makes a block or table too wide for the page focusable (so a keyboard can
-# scroll it) when it first comes into view, as a block far from view is not laid
-# out until then (extra.css). Bring each into view, as a reader scrolling down the
-# page would, before an audit.
+# scroll it) as the page loads, and measures a code block again when the browser lays
+# it out, which it does only near the view (extra.css). Bring each into view, as a
+# reader scrolling down the page would, and wait until both hold.
 SET_UP_CODE_BLOCKS = """
 async (selector) => {
   const frame = () => new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)));

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.site.conftest import assert_same_origin, record_requests, set_up_code_blocks
+from tests.site.conftest import assert_same_origin, record_requests
 from tests.site.pages import LAY_OUT_ALL_CODE, PAGES, site_pages
 
 pytestmark = pytest.mark.browser
@@ -146,6 +146,28 @@ SCHEMES = {"light": "default", "dark": "slate"}
 STILL = ("*, *::before, *::after { transition: none !important; animation: none !important; }"
          " " + LAY_OUT_ALL_CODE)
 
+# The page as a reader's browser has it right after loading, nothing scrolled and
+# nothing laid out by force: can a keyboard reach every block too wide for the page?
+AS_LOADED = """
+async () => {
+  const blocks = [...document.querySelectorAll(".md-content pre > code, .md-typeset__scrollwrap")];
+  const results = await axe.run(document, {resultTypes: ["violations"],
+                                           runOnly: ["scrollable-region-focusable"]});
+  return {focusable: blocks.map(el => el.getAttribute("tabindex") === "0"),
+          violations: results.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.map(n => ({target: n.target.join(" "), html: n.html.slice(0, 200),
+                                      summary: ""}))}))};
+}
+"""
+# Then, every block laid out: which were too wide, and which of those a keyboard could
+# not reach when the page had loaded.
+UNREACHABLE = """
+(focusable) => [...document.querySelectorAll(".md-content pre > code, .md-typeset__scrollwrap")]
+  .map((el, i) => ({el, i}))
+  .filter(({el, i}) => el.checkVisibility() && el.scrollWidth > el.clientWidth && !focusable[i])
+  .map(({el, i}) => `${el.closest("pre")?.id || "table " + i}: ${el.scrollWidth} px in ${el.clientWidth}`)
+"""
+
 
 @pytest.fixture(scope="module")
 def audited(browser, site_url):
@@ -161,16 +183,23 @@ def audited(browser, site_url):
 @pytest.mark.parametrize("path", PAGES)
 def test_no_page_has_a_serious_accessibility_violation_in_light_or_dark_mode(
         audited, site_url, axe_script, path):
-    """The page is loaded and audited in the light scheme, then switched to the dark one,
-    as the palette toggle does, and audited again. In the dark scheme only the rule a
+    """The page is loaded as a reader's browser loads it, and every code block or table
+    too wide for the page must be focusable already (a keyboard user tabbing down must be
+    able to reach and scroll it). Then, every block laid out, the page is audited in the
+    light scheme, then switched to the dark one, as the palette toggle does, and audited
+    again. In the dark scheme only the rule a
     colour scheme can break runs (colour contrast): the others read structure, names
     and roles, the same in both schemes. Every request made is also checked: no page
     may load anything from another origin. (Moderate findings are printed: -rA.)"""
     page, requests, seen = audited
     page.goto(path, wait_until="load")
-    set_up_code_blocks(page)  # audit the copy buttons and wide blocks' focus too
+    page.evaluate(axe_script)
+    loaded = page.evaluate(AS_LOADED)
+    problems = [f"as loaded: {describe(path, bad)}" for bad in [failing(loaded["violations"])] if bad]
     page.add_style_tag(content=STILL)
-    problems = []
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    if unreachable := page.evaluate(UNREACHABLE, loaded["focusable"]):
+        problems.append(f"too wide, not focusable when the page loaded: {unreachable}")
     for scheme, palette in SCHEMES.items():
         page.evaluate("s => document.body.setAttribute('data-md-color-scheme', s)", palette)
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
@@ -275,3 +304,104 @@ def test_the_theme_overrides_change_only_what_they_document():
             ours = ours.replace(new, old)
         stock = header.sub("", (theme / name).read_text(encoding="utf-8"))
         assert ours == stock, f"overrides/{name} differs from Material's beyond its change"
+
+
+FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const wide = el.matches(".md-content pre > code, .md-typeset__scrollwrap");
+  return {wide, id: wide ? (el.closest("pre")?.id || "table " + [...document.querySelectorAll(
+    ".md-typeset__scrollwrap")].indexOf(el)) : el.outerHTML.slice(0, 80)};
+}"""
+WIDE_BLOCKS = """() => [...document.querySelectorAll(".md-content pre > code, .md-typeset__scrollwrap")]
+  .filter(el => el.checkVisibility() && el.scrollWidth > el.clientWidth)
+  .map(el => el.closest("pre")?.id || "table " + [...document.querySelectorAll(
+    ".md-typeset__scrollwrap")].indexOf(el))"""
+
+
+@pytest.mark.parametrize(("path", "width"), [("messaging/message_queues/", 360), ("about/", 1280)],
+                         ids=["long-page-on-a-phone", "about-tables-on-a-desktop"])
+def test_tabbing_down_a_page_reaches_every_block_too_wide_for_it_in_order(
+        browser, site_url, path, width):
+    """A keyboard user reads a page by pressing Tab from its top to its end: each code
+    block or table too wide for the page takes the focus on the way, in page order, so
+    the arrow keys can scroll it, though the blocks far from view were not laid out
+    when the page loaded. (Which blocks were too wide is measured at the end, with
+    every block laid out.)"""
+    context = browser.new_context(base_url=site_url, viewport={"width": width, "height": 800})
+    page = context.new_page()
+    page.goto(path, wait_until="load")
+    reached, first = [], None
+    for _ in range(1500):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        if focused is None or focused == first:  # past the end of the page: around again
+            break
+        first = first or focused
+        if focused["wide"] and focused["id"] not in reached:
+            reached.append(focused["id"])
+    else:
+        pytest.fail("1,500 Tabs never came back to the top of the page")
+    page.add_style_tag(content=LAY_OUT_ALL_CODE)
+    wide = page.evaluate(WIDE_BLOCKS)
+    context.close()
+    assert len(wide) >= (4 if width == 360 else 2), wide  # the page is a real test of it
+    assert reached == wide
+
+
+def test_a_wide_block_in_a_collapsed_module_takes_the_focus_only_once_it_is_opened(
+        browser, site_url):
+    """A closed <details> adds no stop for the keyboard; opened, the module's code
+    can be focused (and scrolled) at once, before it is scrolled into view."""
+    context = browser.new_context(base_url=site_url, viewport={"width": 360, "height": 800})
+    page = context.new_page()
+    page.goto("messaging/message_persistence/", wait_until="load")
+    code = page.locator("details:not([open]) pre > code").first.element_handle()
+    focus = "el => { el.focus(); return document.activeElement === el; }"
+    assert not code.evaluate(focus)
+    code.evaluate("el => { el.closest('details').open = true; }")
+    page.wait_for_function("el => el.getAttribute('tabindex') === '0'", arg=code, timeout=2000)
+    assert code.evaluate(focus)
+    wide = code.evaluate("el => el.scrollWidth > el.clientWidth")
+    context.close()
+    assert wide
+
+
+# Installed before the page's own scripts: the body's colour scheme at the moment the
+# parser reaches the page's container (navigation and article), before any of it is drawn.
+SCHEME_WHEN_PARSED = """
+new MutationObserver((records, observer) => {
+  for (const r of records) for (const node of r.addedNodes)
+    if (node.classList && node.classList.contains("md-container")) {
+      window.__schemeWhenParsed = document.body.getAttribute("data-md-color-scheme");
+      observer.disconnect();
+    }
+}).observe(document, {childList: true, subtree: true});
+"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_first_visit_is_drawn_in_the_system_s_scheme_from_the_start(
+        browser, site_url, axe_script, scheme):
+    """No palette stored yet: the navigation and the article are parsed with the system's
+    colours already set, so nothing is drawn in the other scheme first and no colour
+    transition runs (during one, the navigation's section labels have too little
+    contrast). The navigation, audited right after loading, passes axe's contrast rule."""
+    context = browser.new_context(color_scheme=scheme, base_url=site_url,
+                                  viewport={"width": 1280, "height": 800})
+    context.add_init_script(SCHEME_WHEN_PARSED)
+    page = context.new_page()
+    page.goto("messaging/message_queues/", wait_until="load")
+    label = ".md-nav__item--section > .md-nav__link"
+    at_load = page.eval_on_selector(label, "el => getComputedStyle(el).color")
+    parsed = page.evaluate("window.__schemeWhenParsed")
+    page.evaluate(axe_script)
+    violations = page.evaluate("""async () => (await axe.run(
+        {include: [[".md-sidebar"], [".md-header"], [".md-tabs"]]},
+        {resultTypes: ["violations"], runOnly: ["color-contrast"]})).violations.map(v => v.id)""")
+    page.wait_for_timeout(400)  # longer than any transition
+    settled = page.eval_on_selector(label, "el => getComputedStyle(el).color")
+    context.close()
+    assert parsed == ("slate" if scheme == "dark" else "default")
+    assert at_load == settled, (at_load, settled)
+    assert violations == []

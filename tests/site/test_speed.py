@@ -36,12 +36,26 @@ def test_each_code_block_gets_a_numbered_copy_button_for_its_own_code():
             '<div><pre><code>b</code></pre></div>')
     built = speed.copy_buttons(html)
     assert built.count('class="md-code__button"') == 2
-    for n, (code, lines) in enumerate([("a = 1\nb = 2\n", 2), ("b", 1)]):
+    for n, (code, lines, cols) in enumerate([("a = 1\nb = 2\n", 2, 5), ("b", 1, 1)]):
         assert re.search(rf'<pre id="__code_{n}">(<span></span>)?<div class="md-code__nav">'
                          rf'<button [^>]*data-clipboard-target="#__code_{n} &gt; code"'
-                         rf'[^>]*></button></div><code style="--ed-lines: {lines}">{code}</code>',
-                         built), built
+                         rf'[^>]*></button></div><code style="--ed-lines: {lines}; '
+                         rf'--ed-cols: {cols}">{code}</code>', built), built
     assert speed.copy_buttons("<p>no code</p>") == "<p>no code</p>"
+
+
+@pytest.mark.parametrize(("code", "columns"), [
+    ("", 0),
+    ('<span class="k">def</span> <span class="nf">f</span>():\n    pass\n', 8),
+    ("x &lt;= y &amp;&amp; z\n", 11),  # entities are one character each
+    ("\tx = 1", 13),  # a tab reaches the next multiple of 8
+    ("a\tb", 9),
+    ("日記 = 1", 8),  # a wide character takes two columns
+    ("é → ü", 5),
+    ("short\n" + "y" * 120 + "\nshort", 120),
+])
+def test_a_code_block_s_widest_line_is_counted_in_monospace_columns(code, columns):
+    assert speed.columns(code) == columns
 
 
 def test_each_table_is_wrapped_to_scroll_inside_the_page():

@@ -686,33 +686,60 @@
   }
 
   // --- Wide code blocks and tables can be focused to scroll them -------------------
-  // Checked when one comes into view. A code block far from view is not laid out
-  // (extra.css) and cannot be measured until it is: it is checked when it comes
-  // into view if laid out by then, or else when the browser lays it out. Checked
-  // again, for those seen, when the window is resized.
+  // A keyboard user tabbing down a page must reach every block too wide for it, so
+  // each is checked as soon as the page runs, not when it comes into view. A code
+  // block far from view is not laid out (extra.css), so its scrolling width is not
+  // known yet: it is reckoned from its widest line in characters (--ed-cols, from
+  // the build) and the width of a character of its font; once the browser lays it
+  // out, it is measured too. A block not shown (a closed <details>, an
+  // unselected tab) has no width: it is checked when it is shown. All are checked
+  // again when the window is resized or the fonts have loaded.
 
-  const seen = new Set();
+  const shown = new Set();
+  const charWidths = new Map();
+  function charWidth(style) {
+    const font = `${style.fontStyle} ${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    if (!charWidths.has(font)) {
+      const context = document.createElement("canvas").getContext("2d");
+      context.font = font;
+      charWidths.set(font, context.measureText("0".repeat(100)).width / 100);
+    }
+    return charWidths.get(font);
+  }
+  function tooWide(el) {
+    if (el.scrollWidth > el.clientWidth) return true;  // laid out, and too wide
+    const style = getComputedStyle(el);  // or perhaps not laid out: reckoned
+    const columns = parseFloat(style.getPropertyValue("--ed-cols")) || 0;
+    const needed = columns * charWidth(style) + parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+    return needed > el.clientWidth - 1;  // a pixel to spare: a stop too many, never one too few
+  }
   function checkWidth(el) {
-    seen.add(el);
-    if (el.scrollWidth > el.clientWidth) el.setAttribute("tabindex", "0");
+    if (!el.clientWidth) return;  // not shown
+    shown.add(el);
+    if (tooWide(el)) el.setAttribute("tabindex", "0");
     else if (el.hasAttribute("tabindex")) el.removeAttribute("tabindex");
   }
-  const laidOut = (el) => !el.firstElementChild || !el.firstElementChild.checkVisibility ||
-    el.firstElementChild.checkVisibility({ contentVisibilityAuto: true });
+  const wide = () => $$(`.${MD.cls.content} pre > code, .${MD.cls.tableScrollwrap}`);
   document.addEventListener("contentvisibilityautostatechange", (event) => {
     if (!event.skipped && event.target.matches("pre > code")) checkWidth(event.target);
   }, true);
-  const inView = new IntersectionObserver((entries) => {
-    for (const { target, isIntersecting } of entries)
-      if (isIntersecting && laidOut(target)) checkWidth(target);
+  document.addEventListener("toggle", (event) => {  // a <details> opened: its blocks are shown
+    if (event.target.open) for (const el of wide()) if (event.target.contains(el)) checkWidth(el);
+  }, true);
+  const inView = new IntersectionObserver((entries) => {  // a tab selected, among others
+    for (const { target, isIntersecting } of entries) if (isIntersecting) checkWidth(target);
   });
   function watchWidths() {
-    for (const el of $$(`.${MD.cls.content} pre > code, .${MD.cls.tableScrollwrap}`)) inView.observe(el);
+    for (const el of wide()) {
+      checkWidth(el);
+      inView.observe(el);
+    }
+    document.fonts?.ready.then(() => shown.forEach(checkWidth));
   }
   let resized = 0;
   addEventListener("resize", () => {
     clearTimeout(resized);
-    resized = setTimeout(() => seen.forEach(checkWidth), 250);
+    resized = setTimeout(() => shown.forEach(checkWidth), 250);
   });
 
   // --- Focus rings for the keyboard ------------------------------------------------
