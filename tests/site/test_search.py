@@ -40,6 +40,29 @@ def test_the_query_set_is_big_and_varied():
     assert all(q["expect"] for q in QUERIES)
 
 
+EVAL = yaml.safe_load((Path(__file__).with_name("search_eval.yml")).read_text())
+KINDS = {"question", "symptom", "name", "vendor", "typo", "abbreviation"}
+
+
+def test_the_outside_query_set_is_big_sourced_and_split_once(built_site):
+    """The set that measures search for readers (make bench BENCH=search_engines): at
+    least 300 distinct queries, each with where it was found, of every kind, split into
+    two halves of equal size with each kind in both, answered by pages that exist."""
+    assert len(EVAL) >= 300
+    assert len({q["q"].casefold() for q in EVAL}) == len(EVAL)
+    assert all(set(q) <= {"q", "expect", "kind", "source", "half", "note"} for q in EVAL)
+    assert all(q["kind"] in KINDS and q["source"] and q["half"] in {"tune", "held"} for q in EVAL)
+    halves = {half: [q for q in EVAL if q["half"] == half] for half in ("tune", "held")}
+    assert abs(len(halves["tune"]) - len(halves["held"])) <= 1
+    assert all({q["kind"] for q in half} == KINDS for half in halves.values())
+    uncovered = [q for q in EVAL if not q["expect"]]
+    assert all(q.get("note") == "not covered" for q in uncovered)
+    assert len(uncovered) <= len(EVAL) // 10
+    for query in EVAL:
+        for path in query["expect"]:
+            assert (built_site / path / "index.html").is_file(), f"{query['q']}: no page {path}"
+
+
 def test_search_finds_the_answering_page_in_the_top_three(page, site_url, built_site):
     for query in QUERIES:
         for path in query["expect"]:
