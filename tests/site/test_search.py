@@ -117,3 +117,30 @@ def test_a_shared_search_link_loads_the_index_at_once(page):
     page.goto("?q=outbox")
     page.wait_for_selector(".md-search-result__item")
     assert any(u.endswith("search/search_index.json") for u in page.requests)
+
+
+READ_CHIPS_AND_CODE = """() => ({
+  chips: [...document.querySelectorAll(".md-search-result__article")].map(a =>
+    [...a.querySelectorAll(".md-tag")].map(t => ({text: t.textContent, marks: t.querySelectorAll("mark").length}))),
+  code: [...document.querySelectorAll(".md-search-result__article pre > code")].map(c =>
+    c.innerHTML.split("\\n").map(line => ({line, mark: line.includes("<mark>")}))),
+})"""
+
+
+@pytest.mark.parametrize(("query", "with_code"), [
+    ("eventual consistency", False), ("publish", True), ("idempotent consumer", False)])
+def test_results_show_the_matched_tags_as_marked_words_and_only_the_matching_code_lines(
+        page, query, with_code):
+    """A tag chip is one of the page's tags that the query matched (at most three), its
+    matched words marked as in the text, never markup shown as text; a code block in a
+    result keeps at most three lines, each with a word found, an ellipsis for the rest."""
+    search(page, query)
+    found = page.evaluate(READ_CHIPS_AND_CODE)
+    chips = [chip for article in found["chips"] for chip in article]
+    assert chips, "no result shows a matched tag"
+    assert all(len(article) <= 3 for article in found["chips"])
+    assert all(chip["marks"] >= 1 and "<" not in chip["text"] for chip in chips), chips
+    assert bool(found["code"]) >= with_code  # a query that finds code shows some
+    for block in found["code"]:
+        shown = [line for line in block if line["line"] != "…"]
+        assert 1 <= len(shown) <= 3 and all(line["mark"] for line in shown), block

@@ -341,14 +341,18 @@
       : `<h2>${doc[F.title]}</h2>`;
     if (teaser && doc[F.text].length) html += doc[F.text];
     article.innerHTML = html;
-    if (doc[F.tags]) {
+    for (const code of $$("pre > code", article)) trimCode(code);
+    // Of a page's tags, those the query matched, marked as the text is: a reader
+    // scans three chips, not sixteen.
+    const matched = (doc[F.tags] || []).filter((tag) => tag.includes("<mark>")).slice(0, 3);
+    if (matched.length) {
       const tags = document.createElement("nav");
       tags.className = MD.cls.tags;
       tags.setAttribute("role", "none");
-      for (const tag of doc[F.tags]) {
+      for (const tag of matched) {
         const span = document.createElement("span");
         span.className = MD.cls.tag;
-        span.textContent = tag;
+        span.append(...marked(tag));
         tags.append(span);
       }
       article.append(tags);
@@ -368,6 +372,31 @@
     }
     link.append(article);
     return link;
+  }
+
+  // The worker escapes the text it returns and wraps each word found in <mark>: as
+  // nodes, a <mark> element for each of those and text for the rest.
+  function marked(escaped) {
+    const decode = (part) => new DOMParser().parseFromString(part, "text/html").documentElement.textContent;
+    return escaped.split(/(<mark>.*?<\/mark>)/).filter(Boolean).map((part) => {
+      if (!part.startsWith("<mark>")) return document.createTextNode(decode(part));
+      const mark = document.createElement("mark");
+      mark.textContent = decode(part.slice(6, -7));
+      return mark;
+    });
+  }
+
+  // A code block in a result shows the lines where words were found, at most three,
+  // with an ellipsis where lines are left out; a block with none is left out.
+  function trimCode(code) {
+    const lines = code.innerHTML.split("\n");
+    const hits = lines.flatMap((line, i) => (line.includes("<mark>") ? [i] : [])).slice(0, 3);
+    if (!hits.length) {
+      code.parentElement.remove();
+      return;
+    }
+    code.innerHTML = hits.map((i, k) => (k && i > hits[k - 1] + 1 ? "…\n" : "") + lines[i]).join("\n")
+      + (hits[hits.length - 1] < lines.length - 1 ? "\n…" : "");
   }
 
   // One page's results: the page itself first, then its sections that score as
