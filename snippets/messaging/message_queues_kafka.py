@@ -222,8 +222,14 @@ async def connect(bootstrap: str | None = None, *, attempts: int = 3, idempotent
     Tansu 0.6, which the tests run against, answers the ``InitProducerId`` v0
     request that aiokafka sends (the only version it knows) with error -1,
     ``UNKNOWN_SERVER_ERROR``; a refusal raises ``RuntimeError``.
+
+    Raises:
+        ValueError: ``attempts`` is below 1.
+        ConnectionError: no broker answered in ``attempts`` tries.
     """
     bootstrap = bootstrap or os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, not {attempts}")
     if "session_timeout_ms" not in options and "KAFKA_SESSION_TIMEOUT_MS" in os.environ:
         options["session_timeout_ms"] = int(os.environ["KAFKA_SESSION_TIMEOUT_MS"])
     for attempt in range(1, attempts + 1):

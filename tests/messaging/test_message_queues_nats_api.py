@@ -123,6 +123,23 @@ def test_a_topic_s_stream_is_created_once_per_broker_not_once_per_publish(nats_s
     assert info.config.storage == mq.StorageType.FILE
 
 
+def test_by_default_a_message_not_acknowledged_within_30_seconds_is_delivered_again(nats_server):
+    """The default lease is the group's ack_wait on the server, where every client of the
+    group, in any process, is held to it."""
+    topic = "lease.entries"
+
+    async def scenario():
+        broker = await fresh(nats_server.url, topic)
+        await broker.subscribe(topic, GROUP)
+        info = await broker.js.consumer_info(stream_name(topic), GROUP)
+        await broker.close()
+        return info.config
+
+    config = run(scenario())
+    assert config.ack_wait == 30.0
+    assert config.ack_policy == mq.AckPolicy.EXPLICIT
+
+
 def test_acking_nothing_or_a_message_twice_is_harmless(nats_server):
     topic = "harmless.entries"
 
@@ -155,7 +172,7 @@ def test_without_a_url_connect_looks_for_the_local_default_and_names_it(monkeypa
         run(connect(), timeout=30)
 
 
-@pytest.mark.parametrize("attempts", [1, 3])
+@pytest.mark.parametrize("attempts", [1, 2, 3])
 def test_connect_makes_exactly_its_attempts_0_2_seconds_apart_and_logs_each_quietly(
         attempts, caplog):
     caplog.set_level(logging.DEBUG)
