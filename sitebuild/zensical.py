@@ -5,7 +5,7 @@ longer maintained, so the site must keep building on Zensical. Zensical reads
 ``mkdocs.yml`` and runs the Python-Markdown extensions, so the whole example
 pipeline (``sitebuild.examples``, ``sitebuild.pages``) runs there as it is. It
 runs no MkDocs hooks, and it brings its own theme and script. So the build uses
-``mkdocs.yml`` less three lines that belong to the MkDocs build:
+``mkdocs.yml`` less three settings that belong to the MkDocs build:
 
 * ``theme.custom_dir``: ``overrides/`` holds Material 9.8's page template without
   Material's script bundle; Zensical's template differs, and its bundle is what
@@ -13,7 +13,9 @@ runs no MkDocs hooks, and it brings its own theme and script. So the build uses
 * ``hooks``: Zensical ignores them (they add MkDocs-only work: see
   ``sitebuild/hooks.py``);
 * ``site.js``: it stands in for Material's bundle in the MkDocs build, and would
-  fight Zensical's.
+  fight Zensical's. ``zensical.js`` takes its place, with ``zensical.css``: what
+  Zensical's theme lacks for keyboard and screen-reader users (focusable wide
+  blocks, a name for every navigation landmark) and for contrast.
 
 Zensical wants ``site_dir`` inside the project, so the derived configuration and
 the build live in a fresh folder of the repository, and the site is moved to
@@ -33,15 +35,22 @@ from pathlib import Path
 
 from sitebuild.facts import ROOT
 
-DROPPED = (re.compile(r"^  custom_dir: .*\n", re.MULTILINE),
-           re.compile(r"^hooks:\n(?:  - .*\n)+", re.MULTILINE),
-           re.compile(r"^  - path: assets/javascripts/site\.js\n    defer: true\n", re.MULTILINE))
+# Each MkDocs-only setting, and what takes its place in the Zensical build.
+REPLACED = (
+    (re.compile(r"^  custom_dir: .*\n", re.MULTILINE), ""),
+    (re.compile(r"^hooks:\n(?:  - .*\n)+", re.MULTILINE), ""),
+    (re.compile(r"^  - path: assets/javascripts/site\.js\n", re.MULTILINE),
+     "  - path: assets/javascripts/zensical.js\n"),
+    (re.compile(r"^  - assets/stylesheets/extra\.css\n", re.MULTILINE),
+     "  - assets/stylesheets/extra.css\n  - assets/stylesheets/zensical.css\n"),
+)
 
 
 def config(text: str, site_dir: str) -> str:
-    """``mkdocs.yml`` as Zensical builds it: three MkDocs-only settings left out."""
-    for pattern in DROPPED:
-        text, found = pattern.subn("", text)
+    """``mkdocs.yml`` as Zensical builds it: the MkDocs-only settings left out or
+    replaced (``zensical.js`` and ``zensical.css`` in place of ``site.js``)."""
+    for pattern, replacement in REPLACED:
+        text, found = pattern.subn(replacement, text)
         if found != 1:
             raise ValueError(f"mkdocs.yml: expected one match of {pattern.pattern!r}")
     return re.sub(r"^docs_dir: .*$", f"docs_dir: docs\nsite_dir: {site_dir}", text,
