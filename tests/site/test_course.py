@@ -228,3 +228,45 @@ def test_the_course_directives_expand_where_they_stand():
     assert all(f"\n:   {entry['definition'].strip()}" in "\n" + glossary for entry in entries)
     with pytest.raises(course.CourseError, match="no page docs/nowhere.md"):
         course.reading_minutes("nowhere.md")
+
+
+def think_about_it(soup) -> list:
+    """The questions of a page's "Think about it" section: the items of its list."""
+    heading = soup.find("h2", id="think-about-it")
+    if heading is None:
+        return []
+    questions = []
+    for sibling in heading.find_next_siblings():
+        if sibling.name == "h2":
+            break
+        if sibling.name == "ol":
+            questions += sibling.find_all("li", recursive=False)
+    return questions
+
+
+def test_every_think_about_it_question_has_a_hint_and_a_model_answer_collapsed(
+        built_site: Path):
+    """Each question is followed by two closed <details>: a hint, then a model answer of
+    at least 25 words (prose only: a code block would be Python typed into Markdown).
+    Counts the questions without both, page by page."""
+    pages = questions = 0
+    missing: list[str] = []
+    for html in sorted(built_site.rglob("index.html")):
+        found = think_about_it(soup_of(html))
+        if not found:
+            continue
+        pages += 1
+        page = html.parent.relative_to(built_site).as_posix()
+        for n, item in enumerate(found, 1):
+            questions += 1
+            blocks = item.find_all("details", recursive=False)
+            kinds = [(d.get("class"), d.summary.get_text(strip=True) if d.summary else "",
+                      d.has_attr("open")) for d in blocks]
+            answer = blocks[1] if len(blocks) == 2 else None
+            words = len(answer.get_text(" ", strip=True).split()) - 1 if answer else 0
+            if (kinds != [(["tip"], "Hint", False), (["success"], "Answer", False)]
+                    or words < 25 or (answer and answer.find("pre"))):
+                missing.append(f"{page} question {n}")
+    assert pages >= 45 and questions >= 200, (pages, questions)
+    assert not missing, f"{len(missing)} of {questions} questions lack a hint or an answer:\n" \
+        + "\n".join(missing)
