@@ -46,9 +46,13 @@ class Rule:
         raise ValueError(f"rule {self.name!r}: unknown measure {self.measure!r}")
 
     def promql(self, metric: str = "coaching_dead_letters") -> str:
-        """The same condition in PromQL, over the Performance Metrics page's metrics."""
+        """The same condition in PromQL, over the Performance Metrics page's metrics.
+
+        The counter has a series per consumer and reason; ``value`` counts every
+        letter together, so the rule sums the series before comparing (without
+        ``sum``, three letters from each of two consumers would never fire)."""
         if self.measure == "rate":
-            return f"increase({metric}_total[{self.window:.0f}s]) > {self.threshold:g}"
+            return f"sum(increase({metric}_total[{self.window:.0f}s])) > {self.threshold:g}"
         return f"time() - {metric}_oldest_waiting_timestamp_seconds > {self.threshold:g}"
 
 

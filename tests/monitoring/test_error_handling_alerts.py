@@ -65,7 +65,9 @@ def test_the_rules_render_as_a_prometheus_rule_file_with_the_same_thresholds():
     doc = yaml.safe_load(prometheus_rules(RULES))
     [group] = doc["groups"]
     rules = {r["alert"]: r for r in group["rules"]}
-    assert rules["DeadLettersArriving"]["expr"] == "increase(coaching_dead_letters_total[300s]) > 5"
+    # Summed over the counter's series (one per consumer and reason), as value() counts.
+    assert rules["DeadLettersArriving"]["expr"] == (
+        "sum(increase(coaching_dead_letters_total[300s])) > 5")
     assert rules["DeadLettersArriving"]["for"] == "120s"
     assert rules["DeadLetterWaiting"]["expr"] == (
         "time() - coaching_dead_letters_oldest_waiting_timestamp_seconds > 3600")
@@ -79,3 +81,22 @@ def test_the_demo_fires_the_rate_alert_during_the_outage_and_the_age_alert_later
     assert lines[2] == "t= 180s  DeadLettersArriving pending (9), DeadLetterWaiting inactive (120)"
     assert lines[3].startswith("t= 300s  DeadLettersArriving firing (12)")
     assert lines[6] == "t=3900s  DeadLettersArriving inactive (0), DeadLetterWaiting firing (3705)"
+
+
+def test_the_rate_rule_counts_the_letters_of_every_consumer_and_reason_together():
+    """The metric the rule reads has a series per consumer and reason: the rule must add
+    them up, as the tested evaluator does: three letters from each of two consumers
+    count six, not three twice."""
+    from prometheus_client import CollectorRegistry
+
+    from snippets.monitoring.performance_metrics_prometheus import ConsumerMetrics
+
+    metrics = ConsumerMetrics(CollectorRegistry())
+    for consumer in ("mood", "goals"):
+        metrics.dead_letters.labels(consumer=consumer, reason="timeout").inc(3)
+    series = [s for family in metrics.dead_letters.collect() for s in family.samples
+              if s.name.endswith("_total")]
+    assert len(series) == 2 and all(s.value == 3 for s in series)
+    evaluator = Evaluator([RATE])
+    assert evaluator.evaluate(Snapshot([float(t) for t in range(6)], []), 10.0)[RATE.name][1] == 6
+    assert RATE.promql().startswith("sum(increase(coaching_dead_letters_total[")
