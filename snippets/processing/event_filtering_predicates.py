@@ -2,8 +2,10 @@
 
 A filter is data, not code: a small dict in the style of AWS EventBridge
 patterns, checked when it is compiled, so a typo fails at subscription time
-with the path of the mistake instead of silently matching nothing. Data can
-also be stored, reviewed, and pushed down to a broker; a lambda cannot.
+with the path of the mistake instead of silently matching nothing: in a
+section or an operator always, in a field name when the compile is given the
+fields the events carry. Data can also be stored, reviewed, and pushed down
+to a broker; a lambda cannot.
 
 Filters are evaluated from cheap to expensive: the event type, then the
 attributes (headers), and only then the content, which needs the body
@@ -14,9 +16,10 @@ content filter and never stops the dispatcher.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +79,10 @@ class Filter:
     content: dict[str, Condition]
 
     @classmethod
-    def compile(cls, spec: Mapping[str, Any]) -> Filter:
+    def compile(cls, spec: Mapping[str, Any],
+                fields: Mapping[str, Collection[str]] | None = None) -> Filter:
+        """Compile ``spec``; with ``fields`` (the attribute and content field names the
+        events carry, per section), a field it does not know is refused too."""
         unknown = set(spec) - {"type", "attributes", "content"}
         if unknown:
             raise FilterError(f"filter: unknown section(s) {sorted(unknown)}")
@@ -84,6 +90,12 @@ class Filter:
         for name, rules in part.items():
             if not isinstance(rules, Mapping):
                 raise FilterError(f"filter.{name}: must be a mapping of field to rule")
+            known = None if fields is None else fields.get(name, ())
+            for key in rules if known is not None else ():
+                if key not in known:
+                    close = difflib.get_close_matches(key, list(known), n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise FilterError(f"filter.{name}.{key}: no such field{hint}")
         compiled = {name: {k: condition(f"filter.{name}.{k}", r) for k, r in rules.items()}
                     for name, rules in part.items()}
         return cls(condition("filter.type", spec["type"]) if "type" in spec else lambda t: True,
@@ -128,6 +140,10 @@ def entry(n: int, language: str, mood: str, words: int) -> Event:
     return Event(f"e-{n}", "coaching.entry.written", {"language": language}, body)
 
 
+# The fields the coaching events carry, per section: what a filter may name.
+FIELDS = {"attributes": {"language"}, "content": {"mood", "words", "goal"}}
+
+
 def main() -> None:
     """Nine events, four selective consumers, and what each filter cost."""
     events = [entry(1, "en", "low", 320), entry(2, "fr", "good", 80),
@@ -138,13 +154,14 @@ def main() -> None:
               entry(5, "de", "low", 40), Event("g-2", "coaching.goal.done", {}, b"{}")]
     subscribers = [
         Subscriber("french coach", Filter.compile(
-            {"type": ["coaching.entry.written"], "attributes": {"language": "fr"}})),
+            {"type": ["coaching.entry.written"], "attributes": {"language": "fr"}}, FIELDS)),
         Subscriber("long-entry summary", Filter.compile(
-            {"type": "coaching.entry.written", "content": {"words": {"numeric": [">=", 200]}}})),
-        Subscriber("goal tracker", Filter.compile({"type": {"prefix": "coaching.goal."}})),
+            {"type": "coaching.entry.written", "content": {"words": {"numeric": [">=", 200]}}},
+            FIELDS)),
+        Subscriber("goal tracker", Filter.compile({"type": {"prefix": "coaching.goal."}}, FIELDS)),
         Subscriber("low-mood check-in", Filter.compile(
             {"type": "coaching.entry.written", "attributes": {"language": {"anything-but": ["de"]}},
-             "content": {"mood": "low"}})),
+             "content": {"mood": "low"}}, FIELDS)),
     ]
     for event in events:
         for subscriber in subscribers:
@@ -152,10 +169,12 @@ def main() -> None:
     for s in subscribers:
         print(f"{s.name:<19} got {s.received}  (saw {s.cost['seen']}, decoded "
               f"{s.cost['decoded']}, undecodable {s.cost['undecodable']})")
-    try:
-        Filter.compile({"type": "coaching.entry.written", "content": {"words": {"gte": 200}}})
-    except FilterError as error:
-        print(f"refused at subscribe time: {error}")
+    for typo in ({"type": "coaching.entry.written", "content": {"words": {"gte": 200}}},
+                 {"type": "coaching.entry.written", "attributes": {"langauge": "fr"}}):
+        try:
+            Filter.compile(typo, FIELDS)
+        except FilterError as error:
+            print(f"refused at subscribe time: {error}")
 
 
 if __name__ == "__main__":

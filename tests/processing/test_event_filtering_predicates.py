@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snippets.processing.event_filtering_predicates import (
+    FIELDS,
     Event,
     Filter,
     FilterError,
@@ -112,3 +113,35 @@ def test_the_demo_shows_who_got_what_and_what_it_cost(capsys):
     assert out[3].startswith("low-mood check-in   got ['e-1', 'e-3']  (saw 9, decoded 5")
     assert out[4] == ("refused at subscribe time: filter.content.words: unknown operator or bad "
                       "argument 'gte': 200")
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"attributes": {"langauge": "fr"}},
+     "filter.attributes.langauge: no such field; did you mean 'language'?"),
+    ({"content": {"wrods": {"numeric": [">=", 200]}}},
+     "filter.content.wrods: no such field; did you mean 'words'?"),
+    ({"attributes": {"mood": "low"}}, "filter.attributes.mood: no such field$"),  # content's
+    ({"content": {"colour": "red"}}, "filter.content.colour: no such field$"),
+])
+def test_given_the_events_fields_a_misspelled_field_fails_at_subscription_time(spec, message):
+    with pytest.raises(FilterError, match=message):
+        Filter.compile({"type": "coaching.entry.written", **spec}, FIELDS)
+
+
+def test_without_the_fields_a_misspelled_field_compiles_and_matches_nothing():
+    """What the compile cannot know: the limit the page's common mistakes warn about."""
+    typo = Filter.compile({"attributes": {"langauge": "fr"}})
+    right = Filter.compile({"attributes": {"language": "fr"}}, FIELDS)
+    event = Event("e-1", "coaching.entry.written", {"language": "fr"})
+    assert Subscriber("typo", typo).offer(event) is False
+    assert Subscriber("right", right).offer(event) is True
+
+
+def test_the_demo_refuses_both_typos_at_subscription_time(capsys):
+    main()
+    refused = [line for line in capsys.readouterr().out.splitlines() if line.startswith("refused")]
+    assert refused == [
+        ("refused at subscribe time: filter.content.words: unknown operator or bad argument "
+         "'gte': 200"),
+        ("refused at subscribe time: filter.attributes.langauge: no such field; "
+         "did you mean 'language'?")]
