@@ -147,14 +147,12 @@ class RabbitConsumer:
         while len(taken) < max_messages:
             try:
                 taken.append(self._buffer.get_nowait())
-                continue
             except asyncio.QueueEmpty:
-                pass
-            try:
-                taken.append(await asyncio.wait_for(self._buffer.get(), wait))
-            except TimeoutError:
-                break
-            wait = self.linger
+                try:
+                    taken.append(await asyncio.wait_for(self._buffer.get(), wait))
+                except TimeoutError:
+                    break
+            wait = self.linger  # a message is in hand: wait only briefly for more
         for incoming in taken:
             self._unacked[str(incoming.delivery_tag)] = incoming
         return [Message(str(i.delivery_tag), i.body, 2 if i.redelivered else 1) for i in taken]
@@ -189,8 +187,15 @@ class RabbitConsumer:
 
 
 async def connect(url: str | None = None, *, attempts: int = 3, **options: int) -> RabbitBroker:
-    """Connect to ``url`` (default ``AMQP_URL``), retrying a few times, then fail clearly."""
+    """Connect to ``url`` (default ``AMQP_URL``), retrying a few times, then fail clearly.
+
+    Raises:
+        ValueError: ``attempts`` is below 1.
+        ConnectionError: no server answered in ``attempts`` tries (5 s each at most).
+    """
     url = url or os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, not {attempts}")
     for attempt in range(1, attempts + 1):
         try:
             connection = await aio_pika.connect(url, timeout=5)
