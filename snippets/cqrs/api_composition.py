@@ -160,8 +160,17 @@ class OverviewView:
             "user_id TEXT, title TEXT, sessions INT, target INT);")
 
     def catch_up(self, log: EventLog) -> int:
-        """Apply what the services published since the last call (a subscription)."""
+        """Apply what the services published since the last call (a subscription).
+
+        All or nothing: an event that fails rolls back the whole call, and the
+        position stays where it was, so a retry applies each event once."""
         new = log.events[self.position:]
+        with self.db:  # one transaction: committed at the end, rolled back on an error
+            self._apply(new)
+        self.position += len(new)
+        return len(new)
+
+    def _apply(self, new: list[tuple[str, dict[str, Any]]]) -> None:
         for type_, d in new:
             if type_ in ("EntryWritten", "SessionLogged"):
                 self.db.execute("INSERT OR IGNORE INTO days VALUES (?, ?, 0, 0, 0)",
@@ -177,8 +186,6 @@ class OverviewView:
                                 "AND day = ?", (d["user"], d["day"]))
                 self.db.execute("UPDATE goals SET sessions = sessions + 1 WHERE goal_id = ?",
                                 (d["goal_id"],))
-        self.position += len(new)
-        return len(new)
 
     def overview(self, user: str, day: str) -> dict[str, Any]:
         self.queries += 1

@@ -116,6 +116,21 @@ def test_the_view_skips_events_it_does_not_use():
     assert view.overview("ana", DAYS[0]) == {"entries": 1, "words": 10, "goals": [], "as_of": 2}
 
 
+def test_an_event_that_fails_rolls_back_the_whole_catch_up_so_a_retry_counts_each_once():
+    """The view applies a batch in one transaction: an event it cannot apply (here one
+    without its word count) leaves the view and its position as they were; once the
+    event is repaired, the retry applies every event of the batch exactly once."""
+    log, _, _ = build([("entry", "ana", DAYS[0], 10)])
+    log.publish("EntryWritten", user="ana", day=DAYS[0])  # no "words"
+    view = OverviewView()
+    with pytest.raises(KeyError, match="words"):
+        view.catch_up(log)
+    assert view.overview("ana", DAYS[0]) == {"entries": 0, "words": 0, "goals": [], "as_of": 0}
+    log.events[1][1]["words"] = 5
+    assert view.catch_up(log) == 2
+    assert view.overview("ana", DAYS[0]) == {"entries": 2, "words": 15, "goals": [], "as_of": 2}
+
+
 def test_main_compares_both_ways_through_failures(capsys):
     asyncio.run(main())
     lines = capsys.readouterr().out.splitlines()
