@@ -77,6 +77,18 @@ def test_processing_time_is_observed_for_failures_too_and_age_only_for_handled_e
     assert value(registry, "coaching_event_age_seconds_sum", consumer="coach") == 1.25
 
 
+def test_ages_of_minutes_and_hours_fall_in_buckets_of_their_own(setup):
+    """The page's stories are an age of 40 minutes and of four hours: each must land
+    below a bucket bound of its own, or a percentile over the histogram cannot exceed
+    the last bound (five minutes, before)."""
+    registry, consumer, _, _ = setup
+    feed(consumer, Event("a", "T", 100.0 - 40 * 60, {}), Event("b", "T", 100.0 - 4 * 3600, {}))
+    bucket = "coaching_event_age_seconds_bucket"
+    assert value(registry, bucket, consumer="coach", le="900.0") == 0
+    assert value(registry, bucket, consumer="coach", le="3600.0") == 1  # the 40 minutes
+    assert value(registry, bucket, consumer="coach", le="14400.0") == 2  # and the four hours
+
+
 def test_an_event_from_a_publisher_whose_clock_runs_ahead_has_age_zero_not_negative(setup):
     registry, consumer, _, _ = setup
     feed(consumer, Event("a", "T", 500.0, {}))
