@@ -61,13 +61,24 @@ def _included_code(path: str, section: str | None) -> str:
     return facts.as_shown(source)
 
 
+COLLAPSED = re.compile(r"^(?P<indent> *)\?\?\? .*\n(?:(?:(?P=indent) {4}.*)?\n)*", re.MULTILINE)
+
+
+def without_collapsed(text: str) -> str:
+    """``text`` less its collapsed blocks (``??? kind "title"`` and what is indented under
+    it): the hints and answers a reader opens only when they want them."""
+    return COLLAPSED.sub("", text)
+
+
 def reading_minutes(page: str) -> int:
-    """Minutes to read ``docs/<page>``: prose words plus included code lines."""
+    """Minutes to read ``docs/<page>``: prose words plus included code lines, leaving out
+    collapsed blocks (hints and answers)."""
     path = DOCS / page
     if not path.is_file():
         raise CourseError(f"minutes: no page docs/{page}")
     text, _ = front_matter(path.read_text(encoding="utf-8"))
     includes = {(e.module, e.section) for e in examples.parse(text) if e.kind != "output"}
+    text = without_collapsed(text)
     whole = {path for path, section in includes if section is None}
     # An excerpt of a module that the page also shows whole is read once.
     code_lines = sum(len(_included_code(path, section).strip().splitlines())

@@ -46,6 +46,18 @@ def test_reading_times_are_computed_not_typed(built_site: Path):
     assert shown == expected
 
 
+def test_collapsed_hints_and_answers_are_left_out_of_the_reading_time():
+    """A reader opens them only when they want them: a question reads the same with or
+    without its two blocks, and what follows the blocks still counts."""
+    question = "1. Why does the order of two agents matter here?\n\n"
+    blocks = ('    ??? tip "Hint"\n        Follow one entry.\n\n'
+              '    ??? success "Answer"\n        Because the goal tracker counts first,\n'
+              '        and the mood agent reads the count.\n\n')
+    after = "2. Next question.\n\nA closing paragraph.\n"
+    assert course.without_collapsed(question + blocks + after) == question + after
+    assert course.without_collapsed('??? example "a file"\n    text\nkept\n') == "kept\n"
+
+
 def test_a_long_page_reads_longer_than_a_short_one():
     assert course.reading_minutes("processing/event_handlers.md") > course.reading_minutes(
         "fundamentals/index.md")
