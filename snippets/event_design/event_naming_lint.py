@@ -23,6 +23,20 @@ VAGUE = {"updated", "changed", "modified", "processed", "handled", "triggered", 
 TECHNICAL = {"db", "table", "row", "record", "crud", "kafka", "queue", "topic", "http",
              "api", "json", "dto", "event", "msg", "message", "payload", "data", "entity"}
 VERSION = re.compile(r"(^|_)v\d+$")
+# Words that end in -ed without stating a fact, and prefixes an irregular participle
+# keeps (rewritten, undone, overpaid is regular anyway).
+NOT_PARTICIPLES = {"need", "feed", "seed", "speed", "bleed", "breed", "proceed", "succeed",
+                   "exceed", "embed", "shed", "deed", "heed", "weed", "reed"}
+PREFIXES = ("re", "un", "over", "under", "pre", "mis", "out")
+
+
+def participle(word: str) -> bool:
+    """Whether ``word`` reads as a past participle: a regular one (-ed), an irregular
+    one, or an irregular one behind a prefix (``rewritten``)."""
+    if word in IRREGULAR or any(word.startswith(p) and word[len(p):] in IRREGULAR
+                                for p in PREFIXES):
+        return True
+    return word.endswith("ed") and word not in NOT_PARTICIPLES
 
 
 # --8<-- [start:rules]
@@ -68,7 +82,7 @@ def lint(name: str, glossary: dict[str, set[str]]) -> list[Rule]:
     if words[0] in IMPERATIVE and not (words[0] in IRREGULAR and len(words) == 1):
         broken.append(COMMAND)
     last = next((w for w in reversed(words) if not VERSION.fullmatch(w)), "")
-    if COMMAND not in broken and not (last.endswith("ed") or last in IRREGULAR):
+    if COMMAND not in broken and not participle(last):
         broken.append(PAST)
     if any(w in VAGUE for w in words):
         broken.append(PRECISE)
