@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 
 async def drain(consumer, expected: set[str], patience: float = 30.0) -> list:
     """Receive and acknowledge until every expected body has arrived and the queue has been
@@ -44,3 +46,17 @@ class FakeServer:
             writer.close()
         self.server.close()
         await self.server.wait_closed()
+
+
+async def silent_connect(connect, url: str, match: str) -> tuple[int, float]:
+    """One ``connect(url, attempts=1)`` to a server that accepts and never answers
+    (``url`` with ``{port}``): it must raise a ``ConnectionError`` matching ``match``.
+    Returns the connections the server saw and the seconds the connect took."""
+    silent = FakeServer(answer=False, url=url)
+    async with silent as address:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(ConnectionError, match=match):
+            await connect(address, attempts=1)
+        waited = loop.time() - start
+    return silent.connections, waited

@@ -29,7 +29,7 @@ from snippets.messaging import message_queues_kafka as mq
 from snippets.messaging.message_queues_kafka import connect
 from tests.engines import HOST, Engine, free_port, make_data_dir, need
 from tests.messaging.conftest import run
-from tests.messaging.support import FakeServer
+from tests.messaging.support import FakeServer, silent_connect
 
 URL = "127.0.0.1:{port}"
 
@@ -277,17 +277,7 @@ def test_connect_makes_exactly_its_attempts_and_backs_off_exponentially_between_
 
 def test_a_broker_that_never_answers_fails_the_connect_after_5_seconds_instead_of_40():
     """aiokafka's own request timeout is 40 s; the producer's is 5 s."""
-    async def scenario():
-        silent = FakeServer(answer=False, url=URL)
-        async with silent as url:
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            with pytest.raises(ConnectionError, match="after 1 attempts: KafkaConnectionError"):
-                await connect(url, attempts=1)
-            waited = loop.time() - start
-        return silent.connections, waited
-
-    connections, waited = run(scenario(), timeout=30)
+    connections, waited = run(silent_connect(connect, URL, "after 1 attempts: KafkaConnectionError"), timeout=30)
     assert connections == 1 and 5.0 <= waited < 15.0, waited
 
 

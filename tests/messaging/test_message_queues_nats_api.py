@@ -14,7 +14,7 @@ import pytest
 from snippets.messaging import message_queues_nats as mq
 from snippets.messaging.message_queues_nats import connect, stream_name
 from tests.messaging.conftest import run
-from tests.messaging.support import FakeServer
+from tests.messaging.support import FakeServer, silent_connect
 
 GROUP = "coaches"
 URL = "nats://127.0.0.1:{port}"
@@ -199,17 +199,7 @@ def test_connect_makes_exactly_its_attempts_0_2_seconds_apart_and_logs_each_quie
 
 
 def test_a_server_that_never_answers_fails_the_connect_after_2_seconds_instead_of_hanging():
-    async def scenario():
-        silent = FakeServer(answer=False, url=URL)
-        async with silent as url:
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            with pytest.raises(ConnectionError, match="after 1 attempts: TimeoutError"):
-                await connect(url, attempts=1)
-            waited = loop.time() - start
-        return silent.connections, waited
-
-    connections, waited = run(scenario(), timeout=30)
+    connections, waited = run(silent_connect(connect, URL, "after 1 attempts: TimeoutError"), timeout=30)
     assert connections == 1 and 2.0 <= waited < 2.9, waited
 
 

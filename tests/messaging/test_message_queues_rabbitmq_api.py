@@ -20,7 +20,7 @@ import pytest
 from snippets.messaging import message_queues_rabbitmq as mq
 from snippets.messaging.message_queues_rabbitmq import UnroutableError, connect
 from tests.messaging.conftest import run
-from tests.messaging.support import FakeServer
+from tests.messaging.support import FakeServer, silent_connect
 
 URL = "amqp://guest:guest@127.0.0.1:{port}/"
 
@@ -210,17 +210,7 @@ def test_connect_makes_exactly_its_attempts_and_backs_off_exponentially_between_
 
 def test_a_server_that_never_answers_fails_the_connect_after_5_seconds_instead_of_hanging():
     """Without a timeout aio-pika waits for the AMQP handshake for ever."""
-    async def scenario():
-        silent = FakeServer(answer=False, url=URL)
-        async with silent as url:
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            with pytest.raises(ConnectionError, match="after 1 attempts: "):
-                await connect(url, attempts=1)
-            waited = loop.time() - start
-        return silent.connections, waited
-
-    connections, waited = run(scenario(), timeout=30)
+    connections, waited = run(silent_connect(connect, URL, "after 1 attempts: "), timeout=30)
     assert connections == 1 and 5.0 <= waited < 6.0, waited
 
 

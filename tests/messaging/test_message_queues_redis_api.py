@@ -16,7 +16,7 @@ import pytest
 from snippets.messaging import message_queues_redis as mq
 from snippets.messaging.message_queues_redis import connect
 from tests.messaging.conftest import run
-from tests.messaging.support import FakeServer
+from tests.messaging.support import FakeServer, silent_connect
 
 GROUP = "coaches"
 
@@ -264,17 +264,7 @@ def test_connect_makes_exactly_its_attempts_and_backs_off_exponentially_between_
 
 
 def test_a_server_that_never_answers_fails_the_connect_after_2_seconds_instead_of_hanging():
-    async def scenario():
-        silent = FakeServer(answer=False, url=URL)
-        async with silent as url:
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            with pytest.raises(ConnectionError, match="after 1 attempts"):
-                await connect(url, attempts=1)
-            waited = loop.time() - start
-        return silent.connections, waited
-
-    connections, waited = run(scenario(), timeout=30)
+    connections, waited = run(silent_connect(connect, URL, "after 1 attempts"), timeout=30)
     assert connections == 1 and 2.0 <= waited < 3.0, waited
 
 
